@@ -1,0 +1,94 @@
+//! tract-onnx: the embedded default engine.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+use crate::{Backend, BackendError, Model, Tensor};
+
+pub struct TractBackend;
+
+struct TractModel {
+    plan: Arc<TypedRunnableModel>,
+    input_shape: Vec<usize>,
+    output_names: Vec<String>,
+}
+
+impl Backend for TractBackend {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+        let load_err = |e: TractError| BackendError::Load {
+            path: path.display().to_string(),
+            reason: format!("{e:#}"),
+        };
+        // Both ignore flags are needed: YuNet's value_info bakes in 640x640 and models with
+        // a symbolic batch dimension otherwise fail to unify (see the models manifest).
+        let model = tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .with_ignore_output_shapes(true)
+            .model_for_path(path)
+            .map_err(load_err)?
+            .with_input_fact(0, f32::fact(input_shape).into())
+            .map_err(load_err)?
+            .into_optimized()
+            .map_err(load_err)?;
+        let output_names = model
+            .output_outlets()
+            .map_err(load_err)?
+            .iter()
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .unwrap_or(&model.node(o.node).name)
+                    .to_string()
+            })
+            .collect::<Vec<_>>();
+        let plan = model.into_runnable().map_err(load_err)?;
+        Ok(Arc::new(TractModel {
+            plan,
+            input_shape: input_shape.to_vec(),
+            output_names,
+        }))
+    }
+}
+
+impl Model for TractModel {
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    fn run(&self, input: Tensor) -> Result<Vec<Tensor>, BackendError> {
+        if input.shape != self.input_shape {
+            return Err(BackendError::Shape(format!(
+                "plan expects {:?}, got {:?}",
+                self.input_shape, input.shape
+            )));
+        }
+        let t = tract_ndarray::ArrayD::from_shape_vec(input.shape, input.data)
+            .map_err(|e| BackendError::Shape(e.to_string()))?;
+        let outputs = self
+            .plan
+            .run(tvec!(t.into_tvalue()))
+            .map_err(|e| BackendError::Run(format!("{e:#}")))?;
+        outputs
+            .into_iter()
+            .map(|v| {
+                let view = v
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| BackendError::Run(format!("{e:#}")))?;
+                Ok(Tensor {
+                    shape: view.shape().to_vec(),
+                    data: view.iter().copied().collect(),
+                })
+            })
+            .collect()
+    }
+}

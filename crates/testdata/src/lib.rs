@@ -1,0 +1,106 @@
+//! Test-only access to the material beside the project (`../shared`): the dev images, their
+//! manifest, the reference pipeline's scores and the models.
+//!
+//! Nothing here skips: a missing folder is a failed test with a message saying how to point
+//! at it (`FACELIVE_SHARED`, `FACELIVE_MODELS_DIR`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The workspace root: relative paths in `FACELIVE_*` variables are taken from here, as
+/// they are written in README and `.ci/run` (tests run in their crate's folder).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).map(|v| workspace_root().join(v))
+}
+
+/// `../shared` from the workspace root, or `FACELIVE_SHARED`.
+pub fn shared_dir() -> PathBuf {
+    let dir = env_path("FACELIVE_SHARED").unwrap_or_else(|| workspace_root().join("../shared"));
+    assert!(
+        dir.join("data/dev/manifest.csv").is_file(),
+        "the shared test material is not at {} (set FACELIVE_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn dev_dir() -> PathBuf {
+    shared_dir().join("data/dev")
+}
+
+/// `FACELIVE_MODELS_DIR`, else `../shared/models`.
+pub fn models_dir() -> PathBuf {
+    let dir = env_path("FACELIVE_MODELS_DIR").unwrap_or_else(|| shared_dir().join("models"));
+    assert!(
+        dir.join("yunet_2023mar.onnx").is_file(),
+        "no models at {} (set FACELIVE_MODELS_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn read(rel: &str) -> Vec<u8> {
+    let p = dev_dir().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestRow {
+    pub file: String,
+    pub label: String,
+    pub attack_type: String,
+    pub capture: String,
+    pub notes: String,
+}
+
+pub fn manifest() -> Vec<ManifestRow> {
+    let mut r = csv::Reader::from_path(dev_dir().join("manifest.csv")).expect("manifest.csv");
+    r.deserialize()
+        .map(|row| row.expect("manifest row"))
+        .collect()
+}
+
+/// One row of `reference_scores.csv`: what the Python reference pipeline gave.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reference {
+    pub file: String,
+    pub label: String,
+    pub attack_type: String,
+    pub status: String,
+    pub live_score: Option<f32>,
+    pub det_score: Option<f32>,
+    pub x: Option<f32>,
+    pub y: Option<f32>,
+    pub w: Option<f32>,
+    pub h: Option<f32>,
+    pub minifasnet_v2_live: Option<f32>,
+    pub minifasnet_v1se_live: Option<f32>,
+}
+
+impl Reference {
+    /// The reference box (x, y, w, h) in original pixels, when a face was found.
+    pub fn bbox(&self) -> Option<[f32; 4]> {
+        Some([self.x?, self.y?, self.w?, self.h?])
+    }
+}
+
+pub fn reference_scores() -> Vec<Reference> {
+    let mut r = csv::Reader::from_path(dev_dir().join("reference_scores.csv"))
+        .expect("reference_scores.csv");
+    r.deserialize()
+        .map(|row| row.expect("reference row"))
+        .collect()
+}
+
+/// Live and spoof rows the reference scored (status `ok`): the agreement set.
+pub fn agreement_set() -> Vec<Reference> {
+    reference_scores()
+        .into_iter()
+        .filter(|r| r.status == "ok" && (r.label == "live" || r.label == "spoof"))
+        .collect()
+}
