@@ -1,0 +1,155 @@
+//! Ingest: bytes in, an upright RGB working image out, or a clear refusal.
+//!
+//! Order matters for safety and speed: recognise the format from the bytes, read the
+//! dimensions from the header and refuse oversized images before allocating their pixels,
+//! decode large JPEGs straight to a reduced size (DCT-domain scaling), shrink what is still
+//! over the working size with the SIMD resizer, and only then apply the EXIF orientation.
+
+mod jpeg;
+mod orient;
+mod png;
+mod resize;
+mod sniff;
+
+pub use orient::apply as apply_orientation;
+pub use resize::{area_downscale, downscale};
+pub use sniff::{sniff, Format};
+
+use serde::Serialize;
+
+use crate::image::RgbImage;
+use crate::PipelineError;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Refuse images with more pixels than this, from the header, before decoding.
+    pub max_pixels: u64,
+    /// Decode and keep the image at most this many pixels on its longer side. Faces are
+    /// judged on an 80x80 crop, so nothing above this helps; photos beyond it are reduced
+    /// (in the DCT domain for JPEG) and the results mapped back to original pixels.
+    pub max_side: u32,
+    /// Apply the EXIF orientation tag (JCV's `autoRotate`).
+    pub auto_rotate: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            max_pixels: 40_000_000,
+            max_side: 2048,
+            auto_rotate: true,
+        }
+    }
+}
+
+/// What the ingest stage knows about the input, reported with every verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageInfo {
+    pub format: Format,
+    /// Size in original pixels, after the EXIF orientation was applied (if it was).
+    pub width: u32,
+    pub height: u32,
+    /// The EXIF orientation tag found (1 = upright or none).
+    pub exif_orientation: u16,
+    pub orientation_applied: bool,
+    /// Size of the working image the models saw.
+    pub working_width: u32,
+    pub working_height: u32,
+}
+
+/// An upright working image and how it maps back to original pixels.
+#[derive(Debug)]
+pub struct Ingested {
+    pub image: RgbImage,
+    pub info: ImageInfo,
+}
+
+impl Ingested {
+    /// Working-image pixels per original pixel, horizontally and vertically.
+    pub fn scale(&self) -> (f32, f32) {
+        (
+            self.info.working_width as f32 / self.info.width as f32,
+            self.info.working_height as f32 / self.info.height as f32,
+        )
+    }
+}
+
+/// Raw decoder output before reduction and rotation.
+pub(crate) struct Decoded {
+    pub image: RgbImage,
+    /// Full size from the header, as stored (before orientation).
+    pub width: u32,
+    pub height: u32,
+    pub orientation: u16,
+}
+
+pub fn ingest(bytes: &[u8], opts: &IngestOptions) -> Result<Ingested, PipelineError> {
+    let format = sniff(bytes)?;
+    let decoded = match format {
+        Format::Jpeg => jpeg::decode(bytes, opts)?,
+        Format::Png => png::decode(bytes, opts)?,
+    };
+    let (w, h) = (decoded.width, decoded.height);
+    let mut image = decoded.image;
+    let (tw, th) = fit_within(w, h, opts.max_side);
+    if image.width > tw || image.height > th {
+        image = downscale(&image, tw, th);
+    }
+    let orientation = decoded.orientation;
+    let applied = opts.auto_rotate && orientation > 1;
+    let (mut ow, mut oh) = (w, h);
+    if applied {
+        image = orient::apply(image, orientation);
+        if orientation >= 5 {
+            (ow, oh) = (h, w);
+        }
+    }
+    let info = ImageInfo {
+        format,
+        width: ow,
+        height: oh,
+        exif_orientation: orientation,
+        orientation_applied: applied,
+        working_width: image.width,
+        working_height: image.height,
+    };
+    Ok(Ingested { image, info })
+}
+
+/// The size of a `w` x `h` image shrunk (never enlarged) to fit `max_side`.
+pub(crate) fn fit_within(w: u32, h: u32, max_side: u32) -> (u32, u32) {
+    let long = w.max(h);
+    if long <= max_side {
+        return (w, h);
+    }
+    let s = max_side as f64 / long as f64;
+    (
+        ((w as f64 * s).round() as u32).max(1),
+        ((h as f64 * s).round() as u32).max(1),
+    )
+}
+
+pub(crate) fn check_pixels(w: u32, h: u32, opts: &IngestOptions) -> Result<(), PipelineError> {
+    if w == 0 || h == 0 {
+        return Err(PipelineError::CorruptImage {
+            format: "image",
+            reason: "the header gives a zero dimension".into(),
+        });
+    }
+    if w as u64 * h as u64 > opts.max_pixels {
+        return Err(PipelineError::ImageTooLarge {
+            width: w,
+            height: h,
+            limit: opts.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn grayscale_refusal() -> PipelineError {
+    PipelineError::UnsupportedColour(
+        "grayscale images are refused: the anti-spoof models judge colour, and a grey capture \
+         looks like a print to them; send a colour image"
+            .into(),
+    )
+}

@@ -1,0 +1,111 @@
+//! Downscaling whole images with the SIMD resizer.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use crate::image::RgbImage;
+
+/// Shrinks `img` to `width` x `height` with an antialiasing filter (area-like), as a
+/// photograph should be shrunk before detection.
+pub fn downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if (width, height) == (img.width, img.height) {
+        return img.clone();
+    }
+    let src = ImageRef::new(img.width, img.height, &img.data, PixelType::U8x3)
+        .expect("RgbImage buffers always match their size");
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
+    Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type on both sides");
+    RgbImage::new(width, height, dst.into_vec())
+}
+
+/// Area-weighted shrink (OpenCV INTER_AREA semantics: each output pixel is the mean of the
+/// source area it covers, partial pixels weighted by coverage). The detector input is made
+/// this way because the detector's boxes, and through them the anti-spoof scores, move with
+/// the shrink filter; the reference pipeline shrinks with INTER_AREA.
+pub fn area_downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    assert!(width <= img.width && height <= img.height && width > 0 && height > 0);
+    if (width, height) == (img.width, img.height) {
+        return img.clone();
+    }
+    let (sw, sh) = (img.width as usize, img.height as usize);
+    let (dw, dh) = (width as usize, height as usize);
+    let xt = area_weights(sw, dw);
+    let yt = area_weights(sh, dh);
+    // Horizontal pass into f32 rows, then vertical.
+    let mut rows = vec![0f32; sh * dw * 3];
+    for y in 0..sh {
+        let src = &img.data[y * sw * 3..(y + 1) * sw * 3];
+        let dst = &mut rows[y * dw * 3..(y + 1) * dw * 3];
+        for (dx, taps) in xt.iter().enumerate() {
+            let mut acc = [0f32; 3];
+            for &(sx, w) in taps {
+                for c in 0..3 {
+                    acc[c] += src[sx * 3 + c] as f32 * w;
+                }
+            }
+            dst[dx * 3..dx * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+    let mut out = vec![0u8; dh * dw * 3];
+    for (dy, taps) in yt.iter().enumerate() {
+        let dst = &mut out[dy * dw * 3..(dy + 1) * dw * 3];
+        for (i, d) in dst.iter_mut().enumerate() {
+            let v: f32 = taps.iter().map(|&(sy, w)| rows[sy * dw * 3 + i] * w).sum();
+            *d = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    RgbImage::new(width, height, out)
+}
+
+/// For each output index, the source indices it covers and their coverage weights.
+fn area_weights(src: usize, dst: usize) -> Vec<Vec<(usize, f32)>> {
+    let scale = src as f64 / dst as f64;
+    (0..dst)
+        .map(|d| {
+            let f1 = d as f64 * scale;
+            let f2 = f1 + scale;
+            let cell = scale.min(src as f64 - f1);
+            let s1 = f1.ceil() as usize;
+            let s2 = (f2.floor() as usize).min(src);
+            let mut taps = Vec::new();
+            if s1 as f64 - f1 > 1e-3 {
+                taps.push((s1 - 1, ((s1 as f64 - f1) / cell) as f32));
+            }
+            for s in s1..s2 {
+                taps.push((s, (1.0 / cell) as f32));
+            }
+            if f2 - s2 as f64 > 1e-3 && s2 < src {
+                taps.push((s2, ((f2 - s2 as f64).min(1.0).min(cell) / cell) as f32));
+            }
+            taps
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn area_weights_cover_each_output_pixel_exactly_once() {
+        for (src, dst) in [(1160, 640), (800, 640), (4352, 640), (10, 3)] {
+            for taps in area_weights(src, dst) {
+                let sum: f32 = taps.iter().map(|t| t.1).sum();
+                assert!((sum - 1.0).abs() < 1e-4, "{src}->{dst}: {taps:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn area_shrink_by_two_averages_blocks() {
+        let img = RgbImage::new(
+            2,
+            2,
+            vec![0, 0, 0, 100, 100, 100, 50, 50, 50, 250, 250, 250],
+        );
+        assert_eq!(area_downscale(&img, 1, 1).data, vec![100, 100, 100]);
+    }
+}

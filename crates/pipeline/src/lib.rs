@@ -1,0 +1,313 @@
+//! The facelive pipeline: image bytes in, a liveness verdict for the largest face out.
+//!
+//! `ingest` (format, limits, decode, EXIF) -> `detect` (faces, landmarks) -> `quality`
+//! (fit to judge?) -> `judge` (anti-spoof models) -> `decide` (operating point). It knows
+//! nothing of HTTP; the CLI and the server are thin layers over [`Pipeline::check`].
+
+pub mod decide;
+pub mod detect;
+mod error;
+pub mod face;
+pub mod image;
+pub mod ingest;
+pub mod judge;
+pub mod quality;
+mod tensor;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use facelive_backends::Backend;
+use facelive_models::{verify_file, FileStatus, Manifest, ModelsError};
+use serde::Serialize;
+
+pub use decide::{DecisionRule, OperatingPoint, Thresholds};
+pub use error::PipelineError;
+pub use face::{BBox, Face, Landmarks, Point};
+pub use ingest::{ImageInfo, IngestOptions};
+pub use judge::{JudgeScores, ModelScore};
+pub use quality::{Policy, QualityCheck, QualityConfig};
+
+use detect::{Detector, YuNet};
+use judge::{judge_all, Judge, MiniFasNet};
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub models_dir: PathBuf,
+    pub ingest: IngestOptions,
+    /// Largest square side the detector sees (a multiple of 32). Images are shrunk to fit.
+    pub detector_size: usize,
+    pub thresholds: Thresholds,
+    pub quality: QualityConfig,
+}
+
+impl PipelineConfig {
+    pub fn new(models_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            models_dir: models_dir.into(),
+            ingest: IngestOptions::default(),
+            detector_size: 640,
+            thresholds: Thresholds::default(),
+            quality: QualityConfig::default(),
+        }
+    }
+}
+
+/// What one request asks for beyond the image.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    pub rule: DecisionRule,
+    /// Apply EXIF orientation; `None` follows the pipeline's configuration.
+    pub auto_rotate: Option<bool>,
+    /// Judge this region (original pixels, after orientation) instead of detecting.
+    pub face_box: Option<BBox>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Live,
+    Spoof,
+    /// The image cannot be judged (no face, face too small, ...): take another photo.
+    Retry,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JudgedFace {
+    #[serde(rename = "box")]
+    pub bbox: BBox,
+    /// Absent when the caller supplied the box.
+    pub landmarks: Option<Landmarks>,
+    pub detection_score: Option<f32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    pub judge_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelPack {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    /// Why the image cannot be judged, when `outcome` is `retry`: `no_face` or the name of
+    /// the failed quality check.
+    pub retry_reason: Option<String>,
+    /// Mean live probability of the judges; absent when the face was not judged.
+    pub live_score: Option<f32>,
+    pub per_model: Vec<ModelScore>,
+    pub threshold: f32,
+    pub operating_point: Option<OperatingPoint>,
+    /// The judged face (the largest), in original-image pixels after orientation.
+    pub face: Option<JudgedFace>,
+    /// Every detected face, largest first (the judged one included).
+    pub faces: Vec<Face>,
+    pub image: ImageInfo,
+    pub quality: Vec<QualityCheck>,
+    pub timings: Timings,
+    pub model_pack: ModelPack,
+}
+
+/// The loaded pipeline: optimised plans built once, shared by every thread.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    pack: ModelPack,
+    detector: Box<dyn Detector>,
+    judges: Vec<Box<dyn Judge>>,
+}
+
+impl Pipeline {
+    /// Verifies the pack's files (size and sha256) and builds the optimised plans.
+    pub fn load(
+        cfg: PipelineConfig,
+        manifest: &Manifest,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Self, PipelineError> {
+        cfg.thresholds
+            .validate()
+            .map_err(PipelineError::InvalidRequest)?;
+        let dir = cfg.models_dir.as_path();
+        for spec in manifest.pack_models() {
+            let status = verify_file(dir, spec);
+            if status != FileStatus::Ok {
+                return Err(ModelsError::BadFile {
+                    path: dir.join(&spec.file),
+                    status,
+                }
+                .into());
+            }
+        }
+        let det_spec = manifest.get(&manifest.pack.detector)?;
+        let detector: Box<dyn Detector> = match det_spec.family.as_str() {
+            "yunet" => Box::new(YuNet::load(
+                backend.clone(),
+                dir,
+                det_spec,
+                cfg.detector_size,
+            )?),
+            other => return Err(unsupported_family(other)),
+        };
+        let judges = manifest
+            .pack
+            .judges
+            .iter()
+            .map(|name| {
+                let spec = manifest.get(name)?;
+                match spec.family.as_str() {
+                    "minifasnet" => {
+                        Ok(Box::new(MiniFasNet::load(backend.as_ref(), dir, spec)?)
+                            as Box<dyn Judge>)
+                    }
+                    other => Err(unsupported_family(other)),
+                }
+            })
+            .collect::<Result<Vec<_>, PipelineError>>()?;
+        Ok(Self {
+            pack: ModelPack {
+                name: manifest.pack.name.clone(),
+                version: manifest.pack.version.clone(),
+            },
+            cfg,
+            detector,
+            judges,
+        })
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    pub fn model_pack(&self) -> &ModelPack {
+        &self.pack
+    }
+
+    pub fn models_dir(&self) -> &Path {
+        &self.cfg.models_dir
+    }
+
+    /// Judges the largest face of one image.
+    pub fn check(&self, bytes: &[u8], opts: &CheckOptions) -> Result<Verdict, PipelineError> {
+        let t0 = Instant::now();
+        let mut timings = Timings::default();
+        let threshold = opts.rule.threshold(&self.cfg.thresholds);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(PipelineError::InvalidRequest(format!(
+                "threshold must be within 0..1, got {threshold}"
+            )));
+        }
+        let mut ingest_opts = self.cfg.ingest.clone();
+        if let Some(r) = opts.auto_rotate {
+            ingest_opts.auto_rotate = r;
+        }
+        let ing = ingest::ingest(bytes, &ingest_opts)?;
+        timings.decode_ms = ms(t0);
+        let (sx, sy) = ing.scale();
+        let mut verdict = Verdict {
+            outcome: Outcome::Retry,
+            retry_reason: None,
+            live_score: None,
+            per_model: Vec::new(),
+            threshold,
+            operating_point: opts.rule.operating_point(),
+            face: None,
+            faces: Vec::new(),
+            image: ing.info.clone(),
+            quality: quality::image_checks(&self.cfg.quality, ing.info.width, ing.info.height),
+            timings: Timings::default(),
+            model_pack: self.pack.clone(),
+        };
+        let finish = |mut v: Verdict, mut timings: Timings| {
+            timings.total_ms = ms(t0);
+            v.timings = timings;
+            Ok(v)
+        };
+        if let Some(c) = verdict.quality.iter().find(|c| c.blocks()) {
+            verdict.retry_reason = Some(c.name.to_string());
+            return finish(verdict, timings);
+        }
+
+        let judged = match opts.face_box {
+            Some(b) => {
+                check_box(&b, &ing.info)?;
+                JudgedFace {
+                    bbox: b,
+                    landmarks: None,
+                    detection_score: None,
+                }
+            }
+            None => {
+                let t = Instant::now();
+                let faces = self.detector.detect(&ing.image)?;
+                timings.detect_ms = ms(t);
+                verdict.faces = faces.iter().map(|f| f.scaled(1.0 / sx, 1.0 / sy)).collect();
+                let Some(largest) = verdict.faces.first() else {
+                    verdict.retry_reason = Some("no_face".into());
+                    return finish(verdict, timings);
+                };
+                JudgedFace {
+                    bbox: largest.bbox,
+                    landmarks: Some(largest.landmarks),
+                    detection_score: Some(largest.score),
+                }
+            }
+        };
+        verdict
+            .quality
+            .extend(quality::face_checks(&self.cfg.quality, &judged.bbox));
+        let blocked = verdict.quality.iter().find(|c| c.blocks()).map(|c| c.name);
+        let work_box = judged.bbox.scaled(sx, sy);
+        verdict.face = Some(judged);
+        if let Some(name) = blocked {
+            verdict.retry_reason = Some(name.to_string());
+            return finish(verdict, timings);
+        }
+
+        let t = Instant::now();
+        let scores = judge_all(&self.judges, &ing.image, &work_box)?;
+        timings.judge_ms = ms(t);
+        verdict.outcome = if scores.live_score >= threshold {
+            Outcome::Live
+        } else {
+            Outcome::Spoof
+        };
+        verdict.live_score = Some(scores.live_score);
+        verdict.per_model = scores.per_model;
+        finish(verdict, timings)
+    }
+}
+
+/// A given box must be a real box overlapping the image; like a detector's, it may run
+/// past the border (the crop is shifted inside).
+fn check_box(b: &BBox, info: &ImageInfo) -> Result<(), PipelineError> {
+    let sane = [b.x, b.y, b.width, b.height].iter().all(|v| v.is_finite())
+        && b.width >= 1.0
+        && b.height >= 1.0;
+    let (w, h) = (info.width as f32, info.height as f32);
+    let overlaps = b.x < w && b.y < h && b.x + b.width > 0.0 && b.y + b.height > 0.0;
+    if !(sane && overlaps) {
+        return Err(PipelineError::InvalidRequest(format!(
+            "the face box {},{},{},{} does not overlap the {}x{} image",
+            b.x, b.y, b.width, b.height, info.width, info.height
+        )));
+    }
+    Ok(())
+}
+
+fn unsupported_family(f: &str) -> PipelineError {
+    PipelineError::InvalidRequest(format!(
+        "model family {f:?} is in the manifest but this build has no decoder for it"
+    ))
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}

@@ -1,0 +1,185 @@
+//! Every file in ../shared/data/dev/edge gets the outcome its manifest row implies.
+
+mod common;
+
+use common::{bbox, check, check_with};
+use facelive_pipeline::ingest::Format;
+use facelive_pipeline::{CheckOptions, Outcome, Verdict};
+use facelive_testdata::{manifest, reference_scores};
+
+fn reference_box(file: &str) -> [f32; 4] {
+    reference_scores()
+        .into_iter()
+        .find(|r| r.file == file)
+        .and_then(|r| r.bbox())
+        .unwrap_or_else(|| panic!("no reference box for {file}"))
+}
+
+fn judged(v: &Verdict) -> f32 {
+    v.live_score
+        .unwrap_or_else(|| panic!("not judged: {:?}", v.retry_reason))
+}
+
+fn error_code(file: &str) -> String {
+    match check(file) {
+        Ok(v) => panic!(
+            "{file} gave a verdict ({:?}) instead of an error",
+            v.outcome
+        ),
+        Err(e) => e.code().to_string(),
+    }
+}
+
+/// The manifest's edge rows and what each attack_type must produce, so a new edge file
+/// without an expectation fails here instead of going untested.
+#[test]
+fn every_edge_file_gets_its_expected_outcome() {
+    for row in manifest().into_iter().filter(|r| r.label == "edge") {
+        let f = row.file.as_str();
+        match row.attack_type.as_str() {
+            "exif_rotated_face" | "multi_face" | "format_rgba_png" | "format_cmyk_jpeg"
+            | "wrong_extension" => {
+                let v = check(f).unwrap();
+                assert!(
+                    v.live_score.is_some(),
+                    "{f}: not judged ({:?})",
+                    v.retry_reason
+                );
+            }
+            "tiny_face" => {
+                let v = check(f).unwrap();
+                assert_eq!(
+                    (v.outcome, v.retry_reason.as_deref()),
+                    (Outcome::Retry, Some("face_size")),
+                    "{f}"
+                );
+            }
+            "tiny_image" => {
+                let v = check(f).unwrap();
+                assert_eq!(
+                    (v.outcome, v.retry_reason.as_deref()),
+                    (Outcome::Retry, Some("image_size")),
+                    "{f}"
+                );
+            }
+            "no_face" => {
+                let v = check(f).unwrap();
+                assert_eq!(
+                    (v.outcome, v.retry_reason.as_deref()),
+                    (Outcome::Retry, Some("no_face")),
+                    "{f}"
+                );
+                assert!(v.faces.is_empty() && v.live_score.is_none(), "{f}");
+            }
+            "format_grayscale" => assert_eq!(error_code(f), "unsupported_colour", "{f}"),
+            "format_webp" | "format_gif" | "format_bmp" => {
+                assert_eq!(error_code(f), "unsupported_format", "{f}")
+            }
+            "corrupt_truncated" | "corrupt_header_only" => {
+                assert_eq!(error_code(f), "corrupt_image", "{f}")
+            }
+            "nonimage_empty" => assert_eq!(error_code(f), "empty_input", "{f}"),
+            "nonimage_text" | "nonimage_html" => assert_eq!(error_code(f), "not_an_image", "{f}"),
+            "decompression_bomb" => assert_eq!(error_code(f), "image_too_large", "{f}"),
+            other => panic!("{f}: no expectation for edge type {other}"),
+        }
+    }
+}
+
+#[test]
+fn exif_rotated_faces_are_found_upright_where_the_reference_found_them() {
+    for f in [
+        "edge/exif3_face.jpg",
+        "edge/exif6_face.jpg",
+        "edge/exif8_face.jpg",
+    ] {
+        let v = check(f).unwrap();
+        assert!(v.image.orientation_applied, "{f}");
+        let face = v.face.as_ref().unwrap();
+        let iou = face.bbox.iou(&bbox(reference_box(f)));
+        assert!(iou >= 0.8, "{f}: IoU {iou:.2} with the reference box");
+        // Upright: eyes above the nose, nose above the mouth.
+        let lm = face.landmarks.unwrap();
+        assert!(
+            lm.left_eye.y < lm.nose.y && lm.nose.y < lm.mouth_left.y,
+            "{f}: {lm:?}"
+        );
+        assert_eq!(
+            (v.image.width, v.image.height),
+            (600, 800),
+            "{f}: size after orientation"
+        );
+    }
+    // Orientation 6 swaps the stored sides; without auto-rotation the size stays as stored.
+    let raw = check_with(
+        "edge/exif6_face.jpg",
+        &CheckOptions {
+            auto_rotate: Some(false),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!raw.image.orientation_applied);
+    assert_eq!((raw.image.width, raw.image.height), (800, 600));
+}
+
+#[test]
+fn the_larger_of_two_faces_is_judged_and_the_other_reported() {
+    let v = check("edge/two_faces.jpg").unwrap();
+    assert_eq!(v.faces.len(), 2, "{:?}", v.faces);
+    let judged_face = v.face.as_ref().unwrap();
+    let other = &v.faces[1];
+    assert!(judged_face.bbox.area() > other.bbox.area());
+    assert!(
+        judged_face.bbox.x < other.bbox.x,
+        "the larger face is the left one"
+    );
+    let iou = judged_face
+        .bbox
+        .iou(&bbox(reference_box("edge/two_faces.jpg")));
+    assert!(iou >= 0.8, "IoU {iou:.2}");
+}
+
+#[test]
+fn colour_variants_are_converted_and_score_like_the_reference() {
+    // RGBA (opaque) and a PNG named .jpg: the same pixels as the reference decoded.
+    for (f, tol) in [
+        ("edge/rgba.png", 0.02),
+        ("edge/png_named.jpg", 0.02),
+        ("edge/cmyk.jpg", 0.05),
+    ] {
+        let v = check(f).unwrap();
+        let want = reference_scores()
+            .into_iter()
+            .find(|r| r.file == f)
+            .unwrap()
+            .live_score
+            .unwrap();
+        let got = judged(&v);
+        assert!(
+            (got - want).abs() <= tol,
+            "{f}: {got:.3} vs reference {want:.3}"
+        );
+        assert_eq!(v.outcome, Outcome::Live, "{f}");
+    }
+    assert_eq!(
+        check("edge/png_named.jpg").unwrap().image.format,
+        Format::Png
+    );
+}
+
+#[test]
+fn refusals_name_what_was_found() {
+    for (f, name) in [
+        ("edge/face.webp", "WebP"),
+        ("edge/face.gif", "GIF"),
+        ("edge/face.bmp", "BMP"),
+    ] {
+        let e = check(f).unwrap_err();
+        assert!(e.to_string().contains(name), "{f}: {e}");
+    }
+    let e = check("edge/html.jpg").unwrap_err();
+    assert!(e.to_string().contains("HTML"), "{e}");
+    let e = check("edge/bomb_30000x30000.png").unwrap_err();
+    assert!(e.to_string().contains("30000x30000"), "{e}");
+}

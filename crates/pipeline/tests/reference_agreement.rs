@@ -1,0 +1,119 @@
+//! Agreement with the Python reference pipeline (../shared/bench/refpeer.py) on the live and
+//! spoof dev images it scored: same models and recipe, so the live scores must agree where
+//! the input is sound.
+
+mod common;
+
+use common::{at_threshold, bbox, judge_only_pipeline, pipeline};
+use facelive_pipeline::{CheckOptions, DecisionRule, Outcome};
+use facelive_testdata::{agreement_set, read};
+
+/// (a) Given the reference box, the judge step alone agrees to 0.02 on >= 98% of images.
+/// This pins the crop, the resize filter, the colour order and the normalisation.
+#[test]
+fn judge_step_matches_reference_scores_given_reference_boxes() {
+    let set = agreement_set();
+    assert!(
+        set.len() > 150,
+        "agreement set unexpectedly small: {}",
+        set.len()
+    );
+    let mut close = 0;
+    let mut worst: Vec<(f32, String)> = Vec::new();
+    for r in &set {
+        let opts = CheckOptions {
+            face_box: Some(bbox(r.bbox().unwrap())),
+            rule: DecisionRule::Threshold(0.5),
+            ..Default::default()
+        };
+        let v = judge_only_pipeline().check(&read(&r.file), &opts).unwrap();
+        let score = v
+            .live_score
+            .unwrap_or_else(|| panic!("{} not judged: {:?}", r.file, v.retry_reason));
+        let d = (score - r.live_score.unwrap()).abs();
+        if d <= 0.02 {
+            close += 1;
+        }
+        worst.push((d, r.file.clone()));
+    }
+    worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let share = close as f64 / set.len() as f64;
+    eprintln!(
+        "judge agreement: {close}/{} = {share:.3}; worst: {:?}",
+        set.len(),
+        &worst[..5]
+    );
+    assert!(
+        share >= 0.98,
+        "only {share:.3} of scores within 0.02; worst {:?}",
+        &worst[..8]
+    );
+}
+
+/// (b) The detector's chosen box has IoU >= 0.8 with the reference box on >= 95% of images.
+#[test]
+fn detector_boxes_match_reference_boxes() {
+    let set = agreement_set();
+    let mut good = 0;
+    let mut bad = Vec::new();
+    for r in &set {
+        let v = common::check(&r.file).unwrap();
+        let iou = v
+            .face
+            .as_ref()
+            .map(|f| f.bbox.iou(&bbox(r.bbox().unwrap())))
+            .unwrap_or(0.0);
+        if iou >= 0.8 {
+            good += 1;
+        } else {
+            bad.push((r.file.clone(), iou));
+        }
+    }
+    let share = good as f64 / set.len() as f64;
+    eprintln!(
+        "box agreement: {good}/{} = {share:.3}; misses: {bad:?}",
+        set.len()
+    );
+    assert!(
+        share >= 0.95,
+        "only {share:.3} of boxes with IoU >= 0.8: {bad:?}"
+    );
+}
+
+/// (c) End to end at threshold 0.5: the decision is the reference's on >= 93% of images, and
+/// APCER + BPCER is no worse than the reference's on the same images. A bona fide image we
+/// cannot judge (retry) counts as rejected, an attack we cannot judge as not accepted.
+#[test]
+fn end_to_end_decisions_agree_and_errors_are_no_worse() {
+    let set = agreement_set();
+    let opts = at_threshold(0.5);
+    let (mut same, mut live_n, mut spoof_n) = (0, 0, 0);
+    let (mut our_rejected, mut our_accepted) = (0, 0);
+    let (mut ref_rejected, mut ref_accepted) = (0, 0);
+    for r in &set {
+        let v = pipeline().check(&read(&r.file), &opts).unwrap();
+        let ours_live = v.outcome == Outcome::Live;
+        let ref_live = r.live_score.unwrap() >= 0.5;
+        same += (ours_live == ref_live) as usize;
+        if r.label == "live" {
+            live_n += 1;
+            our_rejected += !ours_live as usize;
+            ref_rejected += !ref_live as usize;
+        } else {
+            spoof_n += 1;
+            our_accepted += ours_live as usize;
+            ref_accepted += ref_live as usize;
+        }
+    }
+    let agree = same as f64 / set.len() as f64;
+    let ours = our_accepted as f64 / spoof_n as f64 + our_rejected as f64 / live_n as f64;
+    let theirs = ref_accepted as f64 / spoof_n as f64 + ref_rejected as f64 / live_n as f64;
+    eprintln!(
+        "decision agreement {agree:.3}; APCER+BPCER ours {ours:.3} (accepted {our_accepted}/{spoof_n}, rejected {our_rejected}/{live_n}), reference {theirs:.3}"
+    );
+    assert!(agree >= 0.93, "decision agreement {agree:.3} < 0.93");
+    assert!(
+        ours <= theirs + 1e-9,
+        "APCER+BPCER {ours:.3} worse than the reference's {theirs:.3}"
+    );
+}
