@@ -1,0 +1,300 @@
+//! `facelive check`: one verdict per image, readable or as JSON lines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use facelive_pipeline::{
+    BBox, CheckOptions, DecisionRule, OperatingPoint, Outcome, Pipeline, PipelineError, Verdict,
+};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::PipelineArgs;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Image files (PNG or JPEG).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// One JSON object per image, one per line, in input order.
+    #[arg(long)]
+    pub json: bool,
+    /// Named operating point.
+    #[arg(
+        long,
+        value_name = "weak|balanced|strict",
+        default_value = "balanced",
+        env = "FACELIVE_OPERATING_POINT"
+    )]
+    pub operating_point: OperatingPoint,
+    /// Explicit live-score threshold (0..1); overrides the operating point.
+    #[arg(long, conflicts_with = "operating_point")]
+    pub threshold: Option<f32>,
+    /// Skip detection and judge this region: X,Y,W,H in original pixels after EXIF
+    /// orientation.
+    #[arg(long = "box", value_name = "X,Y,W,H", value_parser = parse_box)]
+    pub face_box: Option<BBox>,
+    /// Do not apply the EXIF orientation.
+    #[arg(long)]
+    pub no_auto_rotate: bool,
+    /// Images judged at once (default: the number of cores).
+    #[arg(long, env = "FACELIVE_THREADS")]
+    pub threads: Option<usize>,
+}
+
+fn parse_box(s: &str) -> Result<BBox, String> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f32>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match v[..] {
+        [x, y, width, height] if v.iter().all(|f| f.is_finite()) => Ok(BBox {
+            x,
+            y,
+            width,
+            height,
+        }),
+        _ => Err("expected four numbers X,Y,W,H".into()),
+    }
+}
+
+/// The stable `--json` record (docs/CLI.md).
+#[derive(Debug, Serialize)]
+pub struct Record {
+    pub file: String,
+    pub outcome: &'static str,
+    pub live_score: Option<f32>,
+    pub threshold: f32,
+    pub operating_point: Option<OperatingPoint>,
+    pub retry_reason: Option<String>,
+    pub face: Option<facelive_pipeline::JudgedFace>,
+    pub faces: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictDetail>,
+    pub error: Option<ErrorRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerdictDetail {
+    pub per_model: Vec<facelive_pipeline::ModelScore>,
+    pub other_faces: Vec<facelive_pipeline::Face>,
+    pub image: facelive_pipeline::ImageInfo,
+    pub quality: Vec<facelive_pipeline::QualityCheck>,
+    pub timings: facelive_pipeline::Timings,
+    pub model_pack: facelive_pipeline::ModelPack,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorRecord {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Record {
+    pub fn new(
+        file: String,
+        res: Result<Verdict, PipelineError>,
+        threshold: f32,
+        opts: &CheckOptions,
+    ) -> Self {
+        match res {
+            Ok(v) => Record {
+                file,
+                outcome: match v.outcome {
+                    Outcome::Live => "live",
+                    Outcome::Spoof => "spoof",
+                    Outcome::Retry => "retry",
+                },
+                live_score: v.live_score,
+                threshold: v.threshold,
+                operating_point: v.operating_point,
+                retry_reason: v.retry_reason,
+                // A box given with --box counts as the one face.
+                faces: if opts.face_box.is_some() {
+                    1
+                } else {
+                    v.faces.len()
+                },
+                face: v.face,
+                verdict: Some(VerdictDetail {
+                    per_model: v.per_model,
+                    other_faces: v.faces.into_iter().skip(1).collect(),
+                    image: v.image,
+                    quality: v.quality,
+                    timings: v.timings,
+                    model_pack: v.model_pack,
+                }),
+                error: None,
+            },
+            Err(e) => Record {
+                file,
+                outcome: "error",
+                live_score: None,
+                threshold,
+                operating_point: opts.rule.operating_point(),
+                retry_reason: None,
+                face: None,
+                faces: 0,
+                verdict: None,
+                error: Some(ErrorRecord {
+                    code: e.code(),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+}
+
+pub fn check_file(pipeline: &Pipeline, path: &PathBuf, opts: &CheckOptions) -> Record {
+    let threshold = opts.rule.threshold(&pipeline.config().thresholds);
+    let file = path.display().to_string();
+    let res = match std::fs::read(path) {
+        Ok(bytes) => pipeline.check(&bytes, opts),
+        Err(e) => {
+            return Record {
+                error: Some(ErrorRecord {
+                    code: "unreadable_file",
+                    message: format!("cannot read the file: {e}"),
+                }),
+                ..Record::new(file, Err(PipelineError::EmptyInput), threshold, opts)
+            }
+        }
+    };
+    Record::new(file, res, threshold, opts)
+}
+
+pub fn run(args: &PipelineArgs, a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = crate::load_pipeline(args)?;
+    let opts = CheckOptions {
+        rule: match a.threshold {
+            Some(t) => DecisionRule::Threshold(t),
+            None => DecisionRule::Point(a.operating_point),
+        },
+        auto_rotate: Some(!a.no_auto_rotate),
+        face_box: a.face_box,
+    };
+    if let Some(t) = a.threshold {
+        anyhow::ensure!((0.0..=1.0).contains(&t), "--threshold must be within 0..1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()?;
+    let records: Vec<Record> = pool.install(|| {
+        a.images
+            .par_iter()
+            .map(|p| check_file(&pipeline, p, &opts))
+            .collect()
+    });
+    let mut out = std::io::stdout().lock();
+    for r in &records {
+        if a.json {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", summary(r))?;
+        }
+    }
+    Ok(exit_code(&records))
+}
+
+/// 0: every image live; 3: some judged an attack; 4: some could not be judged (retry);
+/// 5: some failed (error). The highest applies.
+pub fn exit_code(records: &[Record]) -> ExitCode {
+    let worst = records
+        .iter()
+        .map(|r| match r.outcome {
+            "live" => 0,
+            "spoof" => 3,
+            "retry" => 4,
+            _ => 5,
+        })
+        .max()
+        .unwrap_or(0);
+    ExitCode::from(worst)
+}
+
+fn summary(r: &Record) -> String {
+    let mut s = format!("{}: ", r.file);
+    if let Some(e) = &r.error {
+        s += &format!("ERROR {} — {}", e.code, e.message);
+        return s;
+    }
+    let point = r
+        .operating_point
+        .map(|p| format!(" ({})", p.as_str()))
+        .unwrap_or_default();
+    match r.live_score {
+        Some(score) => {
+            let cmp = if score >= r.threshold { ">=" } else { "<" };
+            s += &format!(
+                "{} score {score:.3} {cmp} {:.3}{point}",
+                r.outcome.to_uppercase(),
+                r.threshold
+            );
+        }
+        None => {
+            s += &format!(
+                "RETRY ({}) — cannot judge this image",
+                r.retry_reason.as_deref().unwrap_or("unknown")
+            )
+        }
+    }
+    if let Some(f) = &r.face {
+        let b = f.bbox;
+        s += &format!(
+            "\n  face      {:.0},{:.0} {:.0}x{:.0} px",
+            b.x, b.y, b.width, b.height
+        );
+        if let Some(d) = f.detection_score {
+            s += &format!(", detection {d:.2}");
+        }
+        s += &format!(", {} face(s) found", r.faces);
+    }
+    if let Some(v) = &r.verdict {
+        let i = &v.image;
+        s += &format!(
+            "\n  image     {} {}x{}{}",
+            match i.format {
+                facelive_pipeline::ingest::Format::Png => "PNG",
+                facelive_pipeline::ingest::Format::Jpeg => "JPEG",
+            },
+            i.width,
+            i.height,
+            if i.orientation_applied {
+                format!(", EXIF orientation {} applied", i.exif_orientation)
+            } else {
+                String::new()
+            }
+        );
+        if !v.per_model.is_empty() {
+            let per: Vec<String> = v
+                .per_model
+                .iter()
+                .map(|m| format!("{} {:.3}", m.model, m.live_score))
+                .collect();
+            s += &format!("\n  models    {}", per.join(", "));
+        }
+        let q: Vec<String> = v
+            .quality
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.0} (>= {:.0}) {}",
+                    c.name,
+                    c.value,
+                    c.required,
+                    if c.pass { "ok" } else { "FAIL" }
+                )
+            })
+            .collect();
+        s += &format!("\n  quality   {}", q.join(", "));
+        let t = &v.timings;
+        s += &format!(
+            "\n  timings   decode {:.1} ms, detect {:.1} ms, judge {:.1} ms, total {:.1} ms",
+            t.decode_ms, t.detect_ms, t.judge_ms, t.total_ms
+        );
+    }
+    s
+}

@@ -1,0 +1,100 @@
+//! Labelled image sets: a manifest CSV (`file,label,attack_type,...` with paths relative to
+//! the CSV's folder) or a folder with `live/` and `spoof/` subfolders (a subfolder of
+//! `spoof/` names the attack species).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub path: PathBuf,
+    /// As written in the manifest (relative path), for reports.
+    pub name: String,
+    pub label: String,
+    pub attack_type: String,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    file: String,
+    label: String,
+    #[serde(default)]
+    attack_type: String,
+}
+
+pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
+    if source.is_dir() {
+        return load_dir(source);
+    }
+    let root = source.parent().unwrap_or(Path::new("."));
+    let mut rdr = csv::Reader::from_path(source)
+        .with_context(|| format!("reading manifest {}", source.display()))?;
+    let mut items = Vec::new();
+    for row in rdr.deserialize::<Row>() {
+        let row = row.with_context(|| format!("parsing {}", source.display()))?;
+        items.push(Item {
+            path: root.join(&row.file),
+            name: row.file,
+            label: row.label,
+            attack_type: if row.attack_type.is_empty() {
+                "none".into()
+            } else {
+                row.attack_type
+            },
+        });
+    }
+    Ok(items)
+}
+
+fn load_dir(root: &Path) -> anyhow::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for label in ["live", "spoof"] {
+        let dir = root.join(label);
+        if !dir.is_dir() {
+            continue;
+        }
+        walk(&dir, &mut |p| {
+            let rel = p.strip_prefix(root).unwrap_or(p);
+            let species = if label == "spoof" {
+                rel.components()
+                    .nth(1)
+                    .filter(|_| rel.components().count() > 2)
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "unspecified".into())
+            } else {
+                "none".into()
+            };
+            items.push(Item {
+                path: p.to_path_buf(),
+                name: rel.display().to_string(),
+                label: label.into(),
+                attack_type: species,
+            });
+        })?;
+    }
+    anyhow::ensure!(
+        !items.is_empty(),
+        "{} has no images under live/ or spoof/",
+        root.display()
+    );
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(items)
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, f)?;
+        } else if !e.file_name().to_string_lossy().starts_with('.') {
+            f(&p);
+        }
+    }
+    Ok(())
+}

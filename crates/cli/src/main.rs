@@ -1,0 +1,83 @@
+//! `facelive`: self-hosted passive face liveness.
+
+mod bench;
+mod check;
+mod config;
+mod dataset;
+mod models_cmd;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use facelive_models::Manifest;
+use facelive_pipeline::Pipeline;
+
+use crate::config::PipelineArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "facelive",
+    version,
+    about = "Self-hosted passive face liveness"
+)]
+struct Cli {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Judge the largest face of each image: live, spoof, or retry (cannot judge).
+    Check(check::CheckArgs),
+    /// List, verify or download the model files.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
+    /// Measure per-image latency and throughput over a labelled set or folder.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FACELIVE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&cli.pipeline, args),
+        Command::Models(cmd) => models_cmd::run(&cli.pipeline, cmd),
+        Command::Bench(args) => bench::run(&cli.pipeline, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("facelive: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Loads the default pack from the configured models directory.
+pub(crate) fn load_pipeline(args: &PipelineArgs) -> anyhow::Result<Arc<Pipeline>> {
+    let cfg = args.pipeline_config()?;
+    let dir = cfg.models_dir.clone();
+    let pipeline = Pipeline::load(
+        cfg,
+        &Manifest::builtin(),
+        facelive_backends::default_backend(),
+    )
+    .with_context(|| {
+        format!(
+            "loading models from {} (set --models-dir or FACELIVE_MODELS_DIR, or run \
+                 `facelive models pull`)",
+            dir.display()
+        )
+    })?;
+    Ok(Arc::new(pipeline))
+}
