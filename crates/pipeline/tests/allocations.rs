@@ -1,0 +1,97 @@
+//! What ingest allocates, counted by this test binary's allocator: a decompression bomb is
+//! refused from its header without allocating its pixels, and a large JPEG is decoded
+//! straight to a reduced size instead of at full resolution.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use facelive_pipeline::ingest::{ingest, IngestOptions};
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = CURRENT.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        CURRENT.fetch_sub(layout.size(), Ordering::SeqCst);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// Tests here measure one at a time: the counters are process-wide.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Peak bytes allocated (above what was live before) while `f` runs.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = CURRENT.load(Ordering::SeqCst);
+    PEAK.store(before, Ordering::SeqCst);
+    let out = f();
+    (out, PEAK.load(Ordering::SeqCst) - before)
+}
+
+#[test]
+fn bomb_is_refused_from_its_header_without_allocating_its_pixels() {
+    let bytes = facelive_testdata::read("edge/bomb_30000x30000.png");
+    let (res, peak) = peak_during(|| ingest(&bytes, &IngestOptions::default()));
+    let err = res.unwrap_err();
+    assert_eq!(err.code(), "image_too_large");
+    // 900 Mpx would be 900 MB even at one byte per pixel; the header check needs almost
+    // nothing beyond the decoder's small buffers.
+    assert!(
+        peak < 4 << 20,
+        "ingest allocated {peak} bytes for a refused image"
+    );
+}
+
+#[test]
+fn large_jpeg_is_decoded_at_a_reduced_size() {
+    // 2000x2400 baseline JPEG: 14.4 MB as full-size RGB.
+    let bytes = facelive_testdata::read("live/deepface_img54.jpg");
+    let opts = IngestOptions {
+        max_side: 640,
+        ..Default::default()
+    };
+    let (res, peak) = peak_during(|| ingest(&bytes, &opts));
+    let ing = res.unwrap();
+    assert_eq!(
+        (ing.info.width, ing.info.height),
+        (2000, 2400),
+        "original size reported"
+    );
+    assert_eq!(ing.image.width.max(ing.image.height), 640);
+    let full_rgb = 2000 * 2400 * 3;
+    // Decoding at full size needs at least the full RGB output; DCT scaling to 1/2 needs
+    // about a quarter of that for the output and as much again for the decoder's planes.
+    assert!(
+        peak < full_rgb * 6 / 10,
+        "peak {peak} bytes vs {full_rgb} for the full image"
+    );
+}
+
+#[test]
+fn twelve_megapixel_progressive_jpeg_becomes_a_working_size_image() {
+    // 4352x2903 progressive JPEG: progressive decoding keeps its coefficients (2 bytes per
+    // sample), but the pixels are produced at a reduced scale.
+    let bytes = facelive_testdata::read("live/deepface_img49.jpg");
+    let (res, peak) = peak_during(|| ingest(&bytes, &IngestOptions::default()));
+    let ing = res.unwrap();
+    assert_eq!((ing.info.width, ing.info.height), (4352, 2903));
+    assert_eq!(ing.image.width, IngestOptions::default().max_side);
+    let full_rgb = 4352 * 2903 * 3;
+    eprintln!("12 Mpx progressive JPEG: peak {peak} bytes, full RGB {full_rgb}");
+    assert!(
+        peak < full_rgb * 3 / 2,
+        "peak {peak} bytes; full RGB alone is {full_rgb}"
+    );
+}
