@@ -1,6 +1,5 @@
 //! Labelled image sets: a manifest CSV (`file,label,attack_type,...` with paths relative to
-//! the CSV's folder) or a folder with `live/` and `spoof/` subfolders (a subfolder of
-//! `spoof/` names the attack species).
+//! the CSV's folder) or a folder with `live/` and `spoof/` subfolders.
 
 use std::path::{Path, PathBuf};
 
@@ -13,15 +12,12 @@ pub struct Item {
     /// As written in the manifest (relative path), for reports.
     pub name: String,
     pub label: String,
-    pub attack_type: String,
 }
 
 #[derive(Deserialize)]
 struct Row {
     file: String,
     label: String,
-    #[serde(default)]
-    attack_type: String,
 }
 
 pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
@@ -38,11 +34,6 @@ pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
             path: root.join(&row.file),
             name: row.file,
             label: row.label,
-            attack_type: if row.attack_type.is_empty() {
-                "none".into()
-            } else {
-                row.attack_type
-            },
         });
     }
     Ok(items)
@@ -57,20 +48,10 @@ fn load_dir(root: &Path) -> anyhow::Result<Vec<Item>> {
         }
         walk(&dir, &mut |p| {
             let rel = p.strip_prefix(root).unwrap_or(p);
-            let species = if label == "spoof" {
-                rel.components()
-                    .nth(1)
-                    .filter(|_| rel.components().count() > 2)
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "unspecified".into())
-            } else {
-                "none".into()
-            };
             items.push(Item {
                 path: p.to_path_buf(),
                 name: rel.display().to_string(),
                 label: label.into(),
-                attack_type: species,
             });
         })?;
     }

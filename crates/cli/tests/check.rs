@@ -182,3 +182,45 @@ fn missing_models_directory_is_a_clear_failure() {
         "{err}"
     );
 }
+
+#[test]
+fn config_file_sets_models_dir_and_thresholds_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("facelive.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "models_dir = {:?}\n[thresholds]\nweak = 0.1\nbalanced = 0.2\nstrict = 0.999\n",
+            models_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env_remove("FACELIVE_MODELS_DIR")
+            .env("FACELIVE_CONFIG", &cfg)
+            .args(["check", "--json"])
+            .args(extra)
+            .arg(image(LIVE))
+            .output()
+            .unwrap();
+        let line = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str::<Value>(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let strict = run(&["--operating-point", "strict"]);
+    assert_eq!(strict["threshold"].as_f64().unwrap() as f32, 0.999);
+    assert_eq!(strict["outcome"], "spoof");
+    assert_eq!(run(&[])["threshold"].as_f64().unwrap() as f32, 0.2);
+    // A flag beats the file: a wrong models folder on the command line is used, and fails.
+    let out = Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env("FACELIVE_CONFIG", &cfg)
+        .args([
+            "--models-dir",
+            dir.path().to_str().unwrap(),
+            "check",
+            &image(LIVE),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
