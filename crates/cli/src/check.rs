@@ -174,6 +174,7 @@ pub fn run(args: &PipelineArgs, a: CheckArgs) -> anyhow::Result<ExitCode> {
         },
         auto_rotate: Some(!a.no_auto_rotate),
         face_box: a.face_box,
+        ..Default::default()
     };
     if let Some(t) = a.threshold {
         anyhow::ensure!((0.0..=1.0).contains(&t), "--threshold must be within 0..1");

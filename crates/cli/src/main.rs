@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod dataset;
 mod models_cmd;
+mod serve;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Measure per-image latency and throughput over a labelled set or folder.
     Bench(bench::BenchArgs),
+    /// Serve the native API and the NHN, Accura, JCV and SpoofSense dialects over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FACELIVE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.pipeline, args),
         Command::Models(cmd) => models_cmd::run(&cli.pipeline, cmd),
         Command::Bench(args) => bench::run(&cli.pipeline, args),
+        Command::Serve(args) => serve::run(&cli.pipeline, args),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,7 @@ pub use quality::{Policy, QualityCheck, QualityConfig};
 
 use detect::{Detector, YuNet};
 use judge::{judge_all, Judge, MiniFasNet};
+use quality::face_checks;
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -62,6 +63,8 @@ pub struct CheckOptions {
     pub auto_rotate: Option<bool>,
     /// Judge this region (original pixels, after orientation) instead of detecting.
     pub face_box: Option<BBox>,
+    /// Judge every detected face, not only the largest (NHN reports each face's verdict).
+    pub judge_all_faces: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,6 +114,9 @@ pub struct Verdict {
     pub face: Option<JudgedFace>,
     /// Every detected face, largest first (the judged one included).
     pub faces: Vec<Face>,
+    /// Live score of each face in `faces`, same order: the first is `live_score`; the others
+    /// are judged only with `judge_all_faces`. `None`: not judged (or too small to judge).
+    pub face_scores: Vec<Option<f32>>,
     pub image: ImageInfo,
     pub quality: Vec<QualityCheck>,
     pub timings: Timings,
@@ -194,6 +200,21 @@ impl Pipeline {
         &self.cfg.models_dir
     }
 
+    /// Runs every stage once on a synthetic image, so the first request does not pay for
+    /// lazy allocations.
+    pub fn warm_up(&self) -> Result<(), PipelineError> {
+        let img = image::RgbImage::new(640, 480, vec![128; 640 * 480 * 3]);
+        self.detector.detect(&img)?;
+        let centre = BBox {
+            x: 220.0,
+            y: 140.0,
+            width: 200.0,
+            height: 200.0,
+        };
+        judge_all(&self.judges, &img, &centre)?;
+        Ok(())
+    }
+
     /// Judges the largest face of one image.
     pub fn check(&self, bytes: &[u8], opts: &CheckOptions) -> Result<Verdict, PipelineError> {
         let t0 = Instant::now();
@@ -220,6 +241,7 @@ impl Pipeline {
             operating_point: opts.rule.operating_point(),
             face: None,
             faces: Vec::new(),
+            face_scores: Vec::new(),
             image: ing.info.clone(),
             quality: quality::image_checks(&self.cfg.quality, ing.info.width, ing.info.height),
             timings: Timings::default(),
@@ -262,7 +284,7 @@ impl Pipeline {
         };
         verdict
             .quality
-            .extend(quality::face_checks(&self.cfg.quality, &judged.bbox));
+            .extend(face_checks(&self.cfg.quality, &judged.bbox));
         let blocked = verdict.quality.iter().find(|c| c.blocks()).map(|c| c.name);
         let work_box = judged.bbox.scaled(sx, sy);
         verdict.face = Some(judged);
@@ -273,6 +295,20 @@ impl Pipeline {
 
         let t = Instant::now();
         let scores = judge_all(&self.judges, &ing.image, &work_box)?;
+        verdict.face_scores = vec![None; verdict.faces.len().max(1)];
+        verdict.face_scores[0] = Some(scores.live_score);
+        if opts.judge_all_faces {
+            for (i, f) in verdict.faces.iter().enumerate().skip(1) {
+                if face_checks(&self.cfg.quality, &f.bbox)
+                    .iter()
+                    .any(|c| c.blocks())
+                {
+                    continue;
+                }
+                let s = judge_all(&self.judges, &ing.image, &f.bbox.scaled(sx, sy))?;
+                verdict.face_scores[i] = Some(s.live_score);
+            }
+        }
         timings.judge_ms = ms(t);
         verdict.outcome = if scores.live_score >= threshold {
             Outcome::Live

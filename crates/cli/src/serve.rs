@@ -1,0 +1,177 @@
+//! `facelive serve`: the HTTP service.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use facelive_router::{AppState, FetchRules, Keys, Limits, Network, ServerConfig};
+
+use crate::config::PipelineArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "FACELIVE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Run without API keys. Authentication is on unless this is given.
+    #[arg(long, env = "FACELIVE_NO_AUTH", default_value_t = false)]
+    pub no_auth: bool,
+    /// Native API key (`Authorization: Bearer <key>`).
+    #[arg(long, env = "FACELIVE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// NHN appKey (the path segment).
+    #[arg(long, env = "FACELIVE_NHN_APP_KEY", hide_env_values = true)]
+    pub nhn_app_key: Option<String>,
+    /// NHN secretKey (`Authorization` header).
+    #[arg(long, env = "FACELIVE_NHN_SECRET_KEY", hide_env_values = true)]
+    pub nhn_secret_key: Option<String>,
+    /// Accura key (`Api-Key` header).
+    #[arg(long, env = "FACELIVE_ACCURA_API_KEY", hide_env_values = true)]
+    pub accura_api_key: Option<String>,
+    /// JCV key (`X-API-Key` header).
+    #[arg(long, env = "FACELIVE_JCV_API_KEY", hide_env_values = true)]
+    pub jcv_api_key: Option<String>,
+    /// SpoofSense key (`x-api-key` header).
+    #[arg(long, env = "FACELIVE_SPOOFSENSE_API_KEY", hide_env_values = true)]
+    pub spoofsense_api_key: Option<String>,
+    /// Images judged at once (0: the number of cores).
+    #[arg(long, env = "FACELIVE_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Requests allowed to wait for a worker; beyond that, 503 with Retry-After at once.
+    #[arg(long, env = "FACELIVE_QUEUE", default_value_t = 16)]
+    pub queue: usize,
+    /// Deadline of one request, in seconds (503 with Retry-After when exceeded).
+    #[arg(long, env = "FACELIVE_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Native API body limit, bytes.
+    #[arg(long, env = "FACELIVE_NATIVE_MAX_BODY", default_value_t = Limits::default().native_body)]
+    pub native_max_body: usize,
+    /// NHN image file limit, bytes.
+    #[arg(long, env = "FACELIVE_NHN_MAX_FILE", default_value_t = Limits::default().nhn_file)]
+    pub nhn_max_file: usize,
+    /// Accura image file limit, bytes.
+    #[arg(long, env = "FACELIVE_ACCURA_MAX_FILE", default_value_t = Limits::default().accura_file)]
+    pub accura_max_file: usize,
+    /// JCV image file limit, bytes.
+    #[arg(long, env = "FACELIVE_JCV_MAX_FILE", default_value_t = Limits::default().jcv_file)]
+    pub jcv_max_file: usize,
+    /// SpoofSense body limit, bytes (413 above).
+    #[arg(long, env = "FACELIVE_SPOOFSENSE_MAX_BODY", default_value_t = Limits::default().spoofsense_body)]
+    pub spoofsense_max_body: usize,
+    /// Image URL download deadline, seconds.
+    #[arg(long, env = "FACELIVE_URL_TIMEOUT", default_value_t = 10)]
+    pub url_timeout: u64,
+    /// Ports image URLs may name (comma-separated ports or ranges).
+    #[arg(long, env = "FACELIVE_URL_PORTS", default_value = "80,443,10000-12000")]
+    pub url_ports: String,
+    /// Networks image URLs may reach although private or loopback (CIDR, comma-separated),
+    /// for private deployments and tests. Default: none.
+    #[arg(long, env = "FACELIVE_URL_ALLOW_NETWORKS", value_delimiter = ',')]
+    pub url_allow_network: Vec<Network>,
+}
+
+fn parse_ports(s: &str) -> anyhow::Result<Vec<std::ops::RangeInclusive<u16>>> {
+    s.split(',')
+        .map(|p| {
+            let p = p.trim();
+            let (a, b) = p.split_once('-').unwrap_or((p, p));
+            let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+            anyhow::ensure!(a <= b, "port range {p} is backwards");
+            Ok(a..=b)
+        })
+        .collect::<anyhow::Result<_>>()
+        .with_context(|| format!("--url-ports {s:?}"))
+}
+
+impl ServeArgs {
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let keys = Keys {
+            native: self.api_key.clone(),
+            nhn_app_key: self.nhn_app_key.clone(),
+            nhn_secret_key: self.nhn_secret_key.clone(),
+            accura: self.accura_api_key.clone(),
+            jcv: self.jcv_api_key.clone(),
+            spoofsense: self.spoofsense_api_key.clone(),
+        };
+        let any_key = keys.native.is_some()
+            || keys.nhn_secret_key.is_some()
+            || keys.accura.is_some()
+            || keys.jcv.is_some()
+            || keys.spoofsense.is_some();
+        anyhow::ensure!(
+            self.no_auth || any_key,
+            "no API key is configured: set at least one (e.g. FACELIVE_API_KEY), or pass \
+             --no-auth to run without authentication"
+        );
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Ok(ServerConfig {
+            listen: self.listen,
+            auth: !self.no_auth,
+            keys,
+            limits: Limits {
+                native_body: self.native_max_body,
+                nhn_file: self.nhn_max_file,
+                accura_file: self.accura_max_file,
+                jcv_file: self.jcv_max_file,
+                spoofsense_body: self.spoofsense_max_body,
+            },
+            workers: if self.workers == 0 {
+                cores
+            } else {
+                self.workers
+            },
+            queue: self.queue,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            fetch: FetchRules {
+                ports: parse_ports(&self.url_ports)?,
+                allow: self.url_allow_network.clone(),
+                timeout: Duration::from_secs(self.url_timeout),
+                ..FetchRules::default()
+            },
+        })
+    }
+}
+
+pub fn run(args: &PipelineArgs, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.server_config()?;
+    let pipeline = crate::load_pipeline(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let auth = cfg.auth;
+        let state = AppState::new(pipeline, cfg).map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(%addr, auth, "facelive serving");
+        eprintln!(
+            "facelive listening on http://{addr} (authentication {})",
+            if auth { "on" } else { "OFF" }
+        );
+        facelive_router::serve(state, listener, shutdown_signal()).await?;
+        eprintln!("facelive stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,65 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::input::fetch::FetchRules;
+
+/// API keys per dialect. `None` for a dialect means it is refused unless the server was
+/// started with authentication explicitly off.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// Native API: `Authorization: Bearer <key>`.
+    pub native: Option<String>,
+    /// NHN: the `{appKey}` path segment and the `Authorization: <secretKey>` header.
+    pub nhn_app_key: Option<String>,
+    pub nhn_secret_key: Option<String>,
+    /// Accura: `Api-Key` header.
+    pub accura: Option<String>,
+    /// JCV: `X-API-Key` header.
+    pub jcv: Option<String>,
+    /// SpoofSense: `x-api-key` header.
+    pub spoofsense: Option<String>,
+}
+
+/// Largest request body each dialect accepts, in bytes, and the largest image file.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub native_body: usize,
+    pub nhn_file: usize,
+    pub accura_file: usize,
+    pub jcv_file: usize,
+    pub spoofsense_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            native_body: 15_000_000,
+            nhn_file: 3_000_000,
+            accura_file: 1_000_000,
+            jcv_file: 4_000_000,
+            spoofsense_body: 10_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// A base64 body carries 4/3 of the file plus some JSON.
+    pub fn json_body_for(file: usize) -> usize {
+        file / 3 * 4 + 64 * 1024
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// `false` only when the operator explicitly chose to run without authentication.
+    pub auth: bool,
+    pub keys: Keys,
+    pub limits: Limits,
+    /// Images judged at once (defaults to the number of cores).
+    pub workers: usize,
+    /// Requests allowed to wait for a worker; beyond this they get 503 at once.
+    pub queue: usize,
+    pub request_timeout: Duration,
+    pub fetch: FetchRules,
+}

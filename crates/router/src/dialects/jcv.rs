@@ -1,0 +1,179 @@
+//! JCV (Japan Computer Vision) Liveness: JSON `{"images": [{"index": 0, "type": "RGB",
+//! "data": "<base64>"}, ...], "autoRotate"?: bool}`. Only index 0 is analysed (items beyond
+//! it are ignored, as JCV documents); its largest face's `position` is always in the
+//! response. JCV publishes no path or key header; facelive serves it at
+//! `POST /v1/jcv/liveness` with `X-API-Key`. Response:
+//!
+//! `{"status": "ok" | "retry", "score", "live", "threshold": 0.5, "position": {"top",
+//! "left", "width", "height"}, "model": {"name", "version"}, "retry_reason", "request_id"}`;
+//! on failure `{"status": "error", "error": {"code", "message"}, "request_id"}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use facelive_pipeline::{CheckOptions, DecisionRule, ModelPack, Outcome, Verdict};
+use serde::{Deserialize, Serialize};
+
+use super::request_id;
+use crate::error::ApiError;
+use crate::input::{self, Payload};
+use crate::{outcome_label, AppState};
+
+/// JCV's recommended threshold, kept whatever the model version.
+const THRESHOLD: f32 = 0.5;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRequest {
+    images: Option<Vec<Item>>,
+    auto_rotate: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    index: Option<i64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    data: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+struct Position {
+    top: i64,
+    left: i64,
+    width: i64,
+    height: i64,
+}
+
+#[derive(Serialize)]
+struct Success {
+    status: &'static str,
+    score: Option<f32>,
+    live: bool,
+    threshold: f32,
+    position: Position,
+    model: ModelPack,
+    retry_reason: Option<String>,
+    request_id: String,
+}
+
+#[derive(Serialize)]
+struct Failure {
+    status: &'static str,
+    error: Detail,
+    request_id: String,
+}
+
+#[derive(Serialize)]
+struct Detail {
+    code: &'static str,
+    message: String,
+}
+
+pub async fn liveness(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let rid = request_id(&headers);
+    let res = state
+        .handle("jcv", &rid, run(&state, &headers, req), |v: &Verdict| {
+            outcome_label(v)
+        })
+        .await;
+    match res {
+        Ok(v) => {
+            let position = v
+                .face
+                .as_ref()
+                .map(|f| Position {
+                    top: f.bbox.y.round() as i64,
+                    left: f.bbox.x.round() as i64,
+                    width: f.bbox.width.round() as i64,
+                    height: f.bbox.height.round() as i64,
+                })
+                .unwrap_or_default();
+            Json(Success {
+                status: if v.outcome == Outcome::Retry {
+                    "retry"
+                } else {
+                    "ok"
+                },
+                score: v.live_score,
+                live: v.outcome == Outcome::Live,
+                threshold: THRESHOLD,
+                position,
+                model: v.model_pack,
+                retry_reason: v.retry_reason,
+                request_id: rid,
+            })
+            .into_response()
+        }
+        Err(e) => {
+            let m = e.mapping();
+            let body = Failure {
+                status: "error",
+                error: Detail {
+                    code: m.code,
+                    message: e.public_message(),
+                },
+                request_id: rid,
+            };
+            super::native::with_retry_after(&e, (m.status, Json(body)).into_response())
+        }
+    }
+}
+
+async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
+    let cfg = &state.cfg;
+    crate::auth::check_header(cfg.auth, headers, "x-api-key", "", cfg.keys.jcv.as_deref())?;
+    let file_limit = cfg.limits.jcv_file;
+    let body = match input::payload(req, crate::Limits::json_body_for(file_limit)).await? {
+        Payload::Json(b) => b,
+        Payload::Multipart(_) => {
+            return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))
+        }
+    };
+    let r: JsonRequest = input::json(&body)?;
+    let items = r
+        .images
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::MissingField("images".into()))?;
+    for (i, item) in items.iter().enumerate() {
+        if item.index != Some(i as i64) {
+            return Err(ApiError::InvalidParam(format!(
+                "images[{i}].index must be {i} (indices start at 0 and increase by one)"
+            )));
+        }
+    }
+    let first = &items[0];
+    match first.kind.as_deref() {
+        Some("RGB") => {}
+        Some(other) => {
+            return Err(ApiError::InvalidParam(format!(
+                "images[0].type {other:?} is not supported (RGB)"
+            )))
+        }
+        None => return Err(ApiError::MissingField("images[0].type".into())),
+    }
+    let data = first
+        .data
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| ApiError::MissingField("images[0].data".into()))?;
+    let bytes = input::decode_base64(data)?;
+    input::check_file_size(&bytes, file_limit)?;
+    state
+        .judge(
+            bytes,
+            CheckOptions {
+                rule: DecisionRule::Threshold(THRESHOLD),
+                auto_rotate: Some(r.auto_rotate.unwrap_or(false)),
+                ..Default::default()
+            },
+        )
+        .await
+}

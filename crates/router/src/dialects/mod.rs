@@ -1,0 +1,49 @@
+//! One module per API dialect: request in, pipeline options out; verdict or error in,
+//! the dialect's response out.
+
+pub mod accura;
+pub mod jcv;
+pub mod native;
+pub mod nhn;
+pub mod spoofsense;
+
+use axum::http::HeaderMap;
+use facelive_pipeline::{BBox, Point};
+use serde::Serialize;
+
+use crate::REQUEST_ID;
+
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A box as fractions of the image size (0..1, clamped).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct FractionBox {
+    pub x0: f32,
+    pub y0: f32,
+    pub x1: f32,
+    pub y1: f32,
+}
+
+pub(crate) fn fraction_box(b: &BBox, w: u32, h: u32) -> FractionBox {
+    let (w, h) = (w as f32, h as f32);
+    let c = |v: f32| v.clamp(0.0, 1.0);
+    FractionBox {
+        x0: c(b.x / w),
+        y0: c(b.y / h),
+        x1: c((b.x + b.width) / w),
+        y1: c((b.y + b.height) / h),
+    }
+}
+
+pub(crate) fn fraction_point(p: &Point, w: u32, h: u32) -> Point {
+    Point {
+        x: (p.x / w as f32).clamp(0.0, 1.0),
+        y: (p.y / h as f32).clamp(0.0, 1.0),
+    }
+}

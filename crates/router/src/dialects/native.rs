@@ -1,0 +1,236 @@
+//! facelive's own API: everything the pipeline knows.
+//!
+//! `POST /v1/liveness`, `Authorization: Bearer <key>`; JSON
+//! `{"image": {"base64": ".."} | {"url": ".."}, "operating_point"?, "threshold"?, "auto_rotate"?}`
+//! or multipart with a file field `image` and the same options as text fields.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use facelive_pipeline::{
+    BBox, CheckOptions, DecisionRule, Face, ImageInfo, Landmarks, ModelPack, ModelScore,
+    OperatingPoint, Outcome, QualityCheck, Timings, Verdict,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{fraction_box, request_id, FractionBox};
+use crate::error::ApiError;
+use crate::input::{self, Payload};
+use crate::{outcome_label, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRequest {
+    image: ImageSource,
+    operating_point: Option<OperatingPoint>,
+    threshold: Option<f32>,
+    auto_rotate: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageSource {
+    base64: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct NativeFace {
+    #[serde(rename = "box")]
+    pub bbox: BBox,
+    pub box_fraction: FractionBox,
+    pub landmarks: Option<Landmarks>,
+    pub detection_score: Option<f32>,
+    pub live_score: Option<f32>,
+}
+
+#[derive(Serialize)]
+pub struct NativeResponse {
+    pub request_id: String,
+    pub outcome: Outcome,
+    pub retry_reason: Option<String>,
+    pub live_score: Option<f32>,
+    pub threshold: f32,
+    pub operating_point: Option<OperatingPoint>,
+    pub model_pack: ModelPack,
+    pub face: Option<NativeFace>,
+    pub other_faces: Vec<NativeFace>,
+    pub per_model: Vec<ModelScore>,
+    pub quality: Vec<QualityCheck>,
+    pub image: ImageInfo,
+    pub timings: Timings,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    request_id: String,
+    error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
+}
+
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let rid = request_id(&headers);
+    let res = state
+        .handle("native", &rid, run(&state, &headers, req), |v: &Verdict| {
+            outcome_label(v)
+        })
+        .await;
+    match res {
+        Ok(v) => Json(render(v, rid)).into_response(),
+        Err(e) => error_response(&e, rid),
+    }
+}
+
+async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
+    let cfg = &state.cfg;
+    crate::auth::check_header(
+        cfg.auth,
+        headers,
+        "authorization",
+        "Bearer ",
+        cfg.keys.native.as_deref(),
+    )?;
+    let limit = cfg.limits.native_body;
+    let (bytes, point, threshold, rotate) = match input::payload(req, limit).await? {
+        Payload::Json(body) => {
+            let r: JsonRequest = input::json(&body)?;
+            let bytes = match (r.image.base64, r.image.url) {
+                (Some(b), None) => input::decode_base64(&b)?,
+                (None, Some(u)) => state.fetch(&u, limit).await?,
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::InvalidParam(
+                        "give image.base64 or image.url, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(ApiError::MissingField("image.base64 or image.url".into()))
+                }
+            };
+            (bytes, r.operating_point, r.threshold, r.auto_rotate)
+        }
+        Payload::Multipart(mp) => {
+            let form = input::form(mp, "image", limit).await?;
+            let parse = |k: &str| form.fields.get(k).map(|v| v.trim().to_string());
+            let point = parse("operating_point")
+                .map(|v| v.parse::<OperatingPoint>().map_err(ApiError::InvalidParam))
+                .transpose()?;
+            let threshold = parse("threshold")
+                .map(|v| {
+                    v.parse::<f32>().map_err(|_| {
+                        ApiError::InvalidParam(format!("threshold {v:?} is not a number"))
+                    })
+                })
+                .transpose()?;
+            let rotate = parse("auto_rotate")
+                .map(|v| {
+                    v.parse::<bool>().map_err(|_| {
+                        ApiError::InvalidParam(format!("auto_rotate {v:?} is not true or false"))
+                    })
+                })
+                .transpose()?;
+            let bytes = form
+                .file
+                .ok_or_else(|| ApiError::MissingField("image".into()))?;
+            (bytes, point, threshold, rotate)
+        }
+    };
+    let rule = match (threshold, point) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidParam(
+                "give operating_point or threshold, not both".into(),
+            ))
+        }
+        (Some(t), None) if (0.0..=1.0).contains(&t) => DecisionRule::Threshold(t),
+        (Some(t), None) => {
+            return Err(ApiError::InvalidParam(format!(
+                "threshold {t} is outside 0..1"
+            )))
+        }
+        (None, p) => DecisionRule::Point(p.unwrap_or(OperatingPoint::Balanced)),
+    };
+    state
+        .judge(
+            bytes,
+            CheckOptions {
+                rule,
+                auto_rotate: rotate,
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+fn native_face(f: &Face, score: Option<f32>, info: &ImageInfo) -> NativeFace {
+    NativeFace {
+        bbox: f.bbox,
+        box_fraction: fraction_box(&f.bbox, info.width, info.height),
+        landmarks: Some(f.landmarks),
+        detection_score: Some(f.score),
+        live_score: score,
+    }
+}
+
+fn render(v: Verdict, request_id: String) -> NativeResponse {
+    let info = &v.image;
+    let face = v.face.as_ref().map(|j| NativeFace {
+        bbox: j.bbox,
+        box_fraction: fraction_box(&j.bbox, info.width, info.height),
+        landmarks: j.landmarks,
+        detection_score: j.detection_score,
+        live_score: v.live_score,
+    });
+    let other_faces = v
+        .faces
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, f)| native_face(f, v.face_scores.get(i).copied().flatten(), info))
+        .collect();
+    NativeResponse {
+        request_id,
+        outcome: v.outcome,
+        retry_reason: v.retry_reason,
+        live_score: v.live_score,
+        threshold: v.threshold,
+        operating_point: v.operating_point,
+        model_pack: v.model_pack,
+        face,
+        other_faces,
+        per_model: v.per_model,
+        quality: v.quality,
+        image: v.image,
+        timings: v.timings,
+    }
+}
+
+pub(crate) fn error_response(e: &ApiError, request_id: String) -> Response {
+    let m = e.mapping();
+    let body = ErrorBody {
+        request_id,
+        error: ErrorDetail {
+            code: m.code,
+            message: e.public_message(),
+        },
+    };
+    with_retry_after(e, (m.status, Json(body)).into_response())
+}
+
+pub(crate) fn with_retry_after(e: &ApiError, mut resp: Response) -> Response {
+    if let Some(s) = e.retry_after() {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, s.into());
+    }
+    resp
+}

@@ -1,0 +1,245 @@
+//! NHN Cloud Face Liveness: `POST /v1.0/appkeys/{appKey}/spoofing`, `Authorization:
+//! {secretKey}`; JSON `{"image": {"url"} | {"bytes"}, "spoofingCondition"}` or multipart
+//! `imageFile` + `spoofingCondition`. Every face is reported with its own verdict.
+//!
+//! Decisions: `spoofingCondition` weak / balanced / strict are facelive's operating points.
+//! Faces under the minimum face size are "not analysed" (left out), as NHN documents; an
+//! image under the minimum image size is an InvalidImageParameter error (-45030).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdict};
+use serde::{Deserialize, Serialize};
+
+use super::{fraction_box, fraction_point, request_id, FractionBox};
+use crate::error::ApiError;
+use crate::input::{self, Payload};
+use crate::{outcome_label, AppState};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRequest {
+    image: Option<ImageSource>,
+    spoofing_condition: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ImageSource {
+    url: Option<String>,
+    bytes: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    is_successful: bool,
+    result_code: i32,
+    result_message: String,
+}
+
+#[derive(Serialize)]
+struct Landmark {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    x: f32,
+    y: f32,
+}
+
+#[derive(Serialize)]
+struct FaceDetail {
+    bbox: FractionBox,
+    landmarks: Vec<Landmark>,
+    spoofing: bool,
+    confidence: f32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Data {
+    face_detail_count: usize,
+    face_details: Vec<FaceDetail>,
+}
+
+#[derive(Serialize)]
+struct Body {
+    header: Header,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Data>,
+}
+
+pub async fn spoofing(
+    State(state): State<Arc<AppState>>,
+    Path(app_key): Path<String>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let rid = request_id(&headers);
+    let res = state
+        .handle(
+            "nhn",
+            &rid,
+            run(&state, &app_key, &headers, req),
+            |v: &Verdict| outcome_label(v),
+        )
+        .await
+        .and_then(render);
+    match res {
+        Ok(data) => Json(Body {
+            header: Header {
+                is_successful: true,
+                result_code: 0,
+                result_message: "Success".into(),
+            },
+            data: Some(data),
+        })
+        .into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn condition(v: Option<&str>) -> Result<OperatingPoint, ApiError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(OperatingPoint::Balanced),
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::InvalidParam(format!(
+                "spoofingCondition {s:?} is not weak, balanced or strict"
+            ))
+        }),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    app_key: &str,
+    headers: &HeaderMap,
+    req: Request,
+) -> Result<Verdict, ApiError> {
+    let cfg = &state.cfg;
+    if cfg.auth {
+        let key_ok = cfg
+            .keys
+            .nhn_app_key
+            .as_deref()
+            .is_some_and(|k| crate::auth::keys_match(app_key, k));
+        if !key_ok {
+            return Err(ApiError::Unauthorized);
+        }
+        crate::auth::check_header(
+            true,
+            headers,
+            "authorization",
+            "",
+            cfg.keys.nhn_secret_key.as_deref(),
+        )?;
+    }
+    let file_limit = cfg.limits.nhn_file;
+    let body_limit = crate::Limits::json_body_for(file_limit).max(file_limit + 64 * 1024);
+    let (bytes, point) = match input::payload(req, body_limit).await? {
+        Payload::Json(body) => {
+            let r: JsonRequest =
+                input::json(&body).map_err(|e| ApiError::InvalidParam(e.to_string()))?;
+            let point = condition(r.spoofing_condition.as_deref())?;
+            let image = r
+                .image
+                .ok_or_else(|| ApiError::MissingField("image".into()))?;
+            let bytes = match (image.url, image.bytes) {
+                (Some(u), None) => state.fetch(&u, file_limit).await?,
+                (None, Some(b)) => input::decode_base64(&b)?,
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::InvalidParam(
+                        "image.url and image.bytes are exclusive".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(ApiError::MissingField("image.url or image.bytes".into()))
+                }
+            };
+            (bytes, point)
+        }
+        Payload::Multipart(mp) => {
+            let form = input::form(mp, "imageFile", file_limit).await?;
+            let point = condition(form.fields.get("spoofingCondition").map(String::as_str))?;
+            let bytes = form
+                .file
+                .ok_or_else(|| ApiError::MissingField("imageFile".into()))?;
+            (bytes, point)
+        }
+    };
+    input::check_file_size(&bytes, file_limit)?;
+    state
+        .judge(
+            bytes,
+            CheckOptions {
+                rule: DecisionRule::Point(point),
+                judge_all_faces: true,
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+const LANDMARK_NAMES: [&str; 5] = ["leftEye", "rightEye", "nose", "leftLip", "rightLip"];
+
+fn render(v: Verdict) -> Result<Data, ApiError> {
+    if v.retry_reason.as_deref() == Some("image_size") {
+        return Err(ApiError::ImageTooSmall {
+            width: v.image.width,
+            height: v.image.height,
+        });
+    }
+    let (w, h) = (v.image.width, v.image.height);
+    let details: Vec<FaceDetail> = v
+        .faces
+        .iter()
+        .zip(&v.face_scores)
+        .filter_map(|(f, score)| {
+            let score = (*score)?;
+            let landmarks = f
+                .landmarks
+                .points()
+                .iter()
+                .zip(LANDMARK_NAMES)
+                .map(|(p, kind): (&Point, _)| {
+                    let q = fraction_point(p, w, h);
+                    Landmark {
+                        kind,
+                        x: q.x,
+                        y: q.y,
+                    }
+                })
+                .collect();
+            Some(FaceDetail {
+                bbox: fraction_box(&f.bbox, w, h),
+                landmarks,
+                spoofing: score < v.threshold,
+                confidence: f.score,
+            })
+        })
+        .collect();
+    Ok(Data {
+        face_detail_count: details.len(),
+        face_details: details,
+    })
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let m = e.mapping();
+    let status = if m.status == StatusCode::OK {
+        StatusCode::BAD_REQUEST
+    } else {
+        m.status
+    };
+    let body = Body {
+        header: Header {
+            is_successful: false,
+            result_code: m.nhn_code,
+            result_message: m.nhn_message.to_string(),
+        },
+        data: None,
+    };
+    super::native::with_retry_after(e, (status, Json(body)).into_response())
+}

@@ -1,0 +1,155 @@
+//! SpoofSense: `POST /antispoofing` and `POST /robust`, `x-api-key` header, JSON
+//! `{"data": "<base64>"}`; `{"success", "message", "model_output": {"pred_idx": "real" |
+//! "spoof", "prob_real"}}`. Thresholds on prob_real: 0.55 (/antispoofing), 0.50 (/robust).
+//! A face that cannot be judged answers `success: false` with FACE_NOT_DETECTED,
+//! FACE_TOO_SMALL or IMAGE_TOO_SMALL; bodies over the limit get 413.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::input::{self, Payload};
+use crate::{outcome_label, AppState};
+
+#[derive(Deserialize)]
+struct JsonRequest {
+    data: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ModelOutput {
+    pred_idx: &'static str,
+    prob_real: f32,
+}
+
+#[derive(Serialize)]
+struct Body {
+    success: bool,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_output: Option<ModelOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+}
+
+pub async fn antispoofing(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    endpoint(state, headers, req, 0.55, "spoofsense").await
+}
+
+pub async fn robust(state: State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
+    endpoint(state, headers, req, 0.50, "spoofsense_robust").await
+}
+
+async fn endpoint(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+    threshold: f32,
+    dialect: &'static str,
+) -> Response {
+    let rid = super::request_id(&headers);
+    let res = state
+        .handle(
+            dialect,
+            &rid,
+            run(&state, &headers, req, threshold),
+            |v: &Verdict| outcome_label(v),
+        )
+        .await;
+    match res {
+        Ok(v) => Json(render(&v)).into_response(),
+        Err(e) => {
+            let m = e.mapping();
+            let body = Body {
+                success: false,
+                message: e.public_message(),
+                model_output: None,
+                error_code: Some(m.spoofsense),
+            };
+            super::native::with_retry_after(&e, (m.status, Json(body)).into_response())
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: Request,
+    threshold: f32,
+) -> Result<Verdict, ApiError> {
+    let cfg = &state.cfg;
+    crate::auth::check_header(
+        cfg.auth,
+        headers,
+        "x-api-key",
+        "",
+        cfg.keys.spoofsense.as_deref(),
+    )?;
+    let limit = cfg.limits.spoofsense_body;
+    let body = match input::payload(req, limit).await? {
+        Payload::Json(b) => b,
+        Payload::Multipart(_) => {
+            return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))
+        }
+    };
+    let r: JsonRequest = input::json(&body)?;
+    let data = r
+        .data
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| ApiError::MissingField("data".into()))?;
+    let bytes = input::decode_base64(&data)?;
+    state
+        .judge(
+            bytes,
+            CheckOptions {
+                rule: DecisionRule::Threshold(threshold),
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+fn render(v: &Verdict) -> Body {
+    match (v.outcome, v.live_score) {
+        (Outcome::Retry, _) | (_, None) => {
+            let (code, message) = match v.retry_reason.as_deref() {
+                Some("no_face") => ("FACE_NOT_DETECTED", "no face was detected"),
+                Some("face_size") => ("FACE_TOO_SMALL", "the face is too small; move closer"),
+                Some("image_size") => ("IMAGE_TOO_SMALL", "the image is too small"),
+                _ => (
+                    "LOW_QUALITY_IMAGE",
+                    "the image cannot be judged; take another photo",
+                ),
+            };
+            Body {
+                success: false,
+                message: message.into(),
+                model_output: None,
+                error_code: Some(code),
+            }
+        }
+        (outcome, Some(p)) => Body {
+            success: true,
+            message: "ok".into(),
+            model_output: Some(ModelOutput {
+                pred_idx: if outcome == Outcome::Live {
+                    "real"
+                } else {
+                    "spoof"
+                },
+                prob_real: p,
+            }),
+            error_code: None,
+        },
+    }
+}

@@ -1,0 +1,228 @@
+//! One error type for the HTTP layer, mapped in one place to an HTTP status, the native
+//! error code, NHN's result code and SpoofSense's error code. Dialects render the mapping in
+//! their own shape; none of them decides a status or a code on its own.
+
+use axum::http::StatusCode;
+use facelive_pipeline::PipelineError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("missing or wrong API key")]
+    Unauthorized,
+    #[error("the request body is over the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("the image is {size} bytes, over the limit of {limit} bytes")]
+    ImageTooLarge { size: usize, limit: usize },
+    #[error("the image is {width}x{height} pixels, under the minimum this API accepts")]
+    ImageTooSmall { width: u32, height: u32 },
+    #[error("the image data is not valid base64")]
+    BadBase64,
+    #[error("the required field {0} is missing or empty")]
+    MissingField(String),
+    #[error("invalid parameter: {0}")]
+    InvalidParam(String),
+    #[error("unsupported content type {0:?}: send application/json or multipart/form-data")]
+    UnsupportedMediaType(String),
+    #[error("the body is not valid JSON for this endpoint: {0}")]
+    BadJson(String),
+    #[error("the image URL is not allowed: {0}")]
+    UrlForbidden(String),
+    #[error("the image could not be downloaded: {0}")]
+    UrlFetch(String),
+    #[error("the image download timed out")]
+    UrlTimeout,
+    #[error("the server is at capacity; retry shortly")]
+    Busy,
+    #[error("the request took too long")]
+    Timeout,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where one error lands in every surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub status: StatusCode,
+    /// Native API `error.code`; also used by the Accura and JCV dialects.
+    pub code: &'static str,
+    pub nhn_code: i32,
+    pub nhn_message: &'static str,
+    pub spoofsense: &'static str,
+}
+
+const fn m(
+    status: StatusCode,
+    code: &'static str,
+    nhn_code: i32,
+    nhn_message: &'static str,
+    spoofsense: &'static str,
+) -> Mapping {
+    Mapping {
+        status,
+        code,
+        nhn_code,
+        nhn_message,
+        spoofsense,
+    }
+}
+
+const NHN_INVALID_PARAM: (i32, &str) = (-40000, "InvalidParam");
+const NHN_UNAUTHORIZED: (i32, &str) = (-41005, "UnauthorizedAppKeyOrSecretKey");
+const NHN_TOO_LARGE: (i32, &str) = (-45020, "ImageTooLargeException");
+const NHN_BAD_IMAGE: (i32, &str) = (-45030, "InvalidImageParameterException");
+const NHN_BAD_FORMAT: (i32, &str) = (-45040, "InvalidImageFormatException");
+const NHN_BAD_URL: (i32, &str) = (-45050, "InvalidImageURLException");
+const NHN_TIMEOUT: (i32, &str) = (-45060, "ImageTimeoutError");
+const NHN_SERVER: (i32, &str) = (-50000, "InternalServerError");
+
+impl ApiError {
+    pub fn mapping(&self) -> Mapping {
+        use StatusCode as S;
+        let map = |s, code, nhn: (i32, &'static str), ss| m(s, code, nhn.0, nhn.1, ss);
+        match self {
+            ApiError::Unauthorized => map(
+                S::UNAUTHORIZED,
+                "unauthorized",
+                NHN_UNAUTHORIZED,
+                "UNAUTHORIZED",
+            ),
+            ApiError::BodyTooLarge { .. } => map(
+                S::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                NHN_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            ApiError::ImageTooLarge { .. } => map(
+                S::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                NHN_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            ApiError::ImageTooSmall { .. } => map(
+                S::UNPROCESSABLE_ENTITY,
+                "image_too_small",
+                NHN_BAD_IMAGE,
+                "IMAGE_TOO_SMALL",
+            ),
+            ApiError::BadBase64 => map(
+                S::BAD_REQUEST,
+                "invalid_base64",
+                NHN_BAD_IMAGE,
+                "INVALID_IMAGE_PAYLOAD",
+            ),
+            ApiError::MissingField(_) => map(
+                S::BAD_REQUEST,
+                "missing_field",
+                NHN_INVALID_PARAM,
+                "MISSING_DATA",
+            ),
+            ApiError::InvalidParam(_) => map(
+                S::BAD_REQUEST,
+                "invalid_parameter",
+                NHN_INVALID_PARAM,
+                "INVALID_REQUEST",
+            ),
+            ApiError::UnsupportedMediaType(_) => map(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                NHN_INVALID_PARAM,
+                "INVALID_REQUEST",
+            ),
+            ApiError::BadJson(_) => map(
+                S::BAD_REQUEST,
+                "invalid_json",
+                NHN_INVALID_PARAM,
+                "INVALID_REQUEST",
+            ),
+            ApiError::UrlForbidden(_) => map(
+                S::BAD_REQUEST,
+                "url_forbidden",
+                NHN_BAD_URL,
+                "INVALID_IMAGE_URL",
+            ),
+            ApiError::UrlFetch(_) => map(
+                S::UNPROCESSABLE_ENTITY,
+                "url_fetch_failed",
+                NHN_BAD_URL,
+                "INVALID_IMAGE_URL",
+            ),
+            ApiError::UrlTimeout => map(
+                S::GATEWAY_TIMEOUT,
+                "url_timeout",
+                NHN_TIMEOUT,
+                "IMAGE_TIMEOUT",
+            ),
+            ApiError::Busy => map(
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                NHN_SERVER,
+                "SERVER_BUSY",
+            ),
+            ApiError::Timeout => map(S::SERVICE_UNAVAILABLE, "timeout", NHN_SERVER, "TIMEOUT"),
+            ApiError::Internal(_) => map(
+                S::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                NHN_SERVER,
+                "INTERNAL_ERROR",
+            ),
+            ApiError::Pipeline(e) => {
+                let code = e.code();
+                match e {
+                    PipelineError::EmptyInput => {
+                        map(S::BAD_REQUEST, code, NHN_BAD_IMAGE, "INVALID_IMAGE_PAYLOAD")
+                    }
+                    PipelineError::NotAnImage { .. } | PipelineError::UnsupportedFormat { .. } => {
+                        map(
+                            S::UNSUPPORTED_MEDIA_TYPE,
+                            code,
+                            NHN_BAD_FORMAT,
+                            "INVALID_IMAGE_FORMAT",
+                        )
+                    }
+                    PipelineError::ImageTooLarge { .. } => map(
+                        S::UNPROCESSABLE_ENTITY,
+                        code,
+                        NHN_TOO_LARGE,
+                        "IMAGE_TOO_LARGE",
+                    ),
+                    PipelineError::CorruptImage { .. } => map(
+                        S::UNPROCESSABLE_ENTITY,
+                        code,
+                        NHN_BAD_IMAGE,
+                        "INVALID_IMAGE_PAYLOAD",
+                    ),
+                    PipelineError::UnsupportedColour(_) => map(
+                        S::UNPROCESSABLE_ENTITY,
+                        code,
+                        NHN_BAD_FORMAT,
+                        "INVALID_IMAGE_FORMAT",
+                    ),
+                    PipelineError::InvalidRequest(_) => {
+                        map(S::BAD_REQUEST, code, NHN_INVALID_PARAM, "INVALID_REQUEST")
+                    }
+                    PipelineError::Models(_) | PipelineError::Inference(_) => {
+                        map(S::INTERNAL_SERVER_ERROR, code, NHN_SERVER, "INTERNAL_ERROR")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for the overload answers.
+    pub fn retry_after(&self) -> Option<u32> {
+        matches!(self, ApiError::Busy | ApiError::Timeout).then_some(1)
+    }
+
+    /// The message a client may see. Internal faults are logged, not shown.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_)
+            | ApiError::Pipeline(PipelineError::Models(_) | PipelineError::Inference(_)) => {
+                "internal server error".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! facelive's HTTP layer: the native API and the NHN, Accura, JCV and SpoofSense dialects,
+//! each a thin adapter over the one pipeline, plus health, readiness, info and metrics.
+//!
+//! The pipeline knows nothing of HTTP, and no dialect knows anything of models: a dialect
+//! turns its request into image bytes and [`CheckOptions`], and a [`Verdict`] or an
+//! [`ApiError`] into its response.
+
+pub mod auth;
+pub mod config;
+mod dialects;
+pub mod error;
+pub mod input;
+mod openapi;
+mod ops;
+mod work;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
+use axum::routing::{get, post};
+use axum::Router;
+use facelive_pipeline::{CheckOptions, Outcome, Pipeline, Verdict};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+pub use config::{Keys, Limits, ServerConfig};
+pub use error::ApiError;
+pub use input::fetch::{FetchRules, Network};
+
+use input::fetch::Fetcher;
+use work::Workers;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub cfg: ServerConfig,
+    workers: Workers,
+    fetcher: Fetcher,
+    metrics: PrometheusHandle,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(pipeline: Arc<Pipeline>, cfg: ServerConfig) -> Result<Arc<Self>, ApiError> {
+        let metrics = metrics_recorder();
+        Ok(Arc::new(Self {
+            workers: Workers::new(cfg.workers, cfg.queue),
+            fetcher: Fetcher::new(cfg.fetch.clone())?,
+            pipeline,
+            cfg,
+            metrics,
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    /// Runs the pipeline on the worker pool.
+    pub(crate) async fn judge(
+        &self,
+        bytes: Vec<u8>,
+        opts: CheckOptions,
+    ) -> Result<Verdict, ApiError> {
+        let p = self.pipeline.clone();
+        Ok(self.workers.run(move || p.check(&bytes, &opts)).await??)
+    }
+
+    pub(crate) async fn fetch(&self, url: &str, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
+        self.fetcher.fetch(url, max_bytes).await
+    }
+
+    /// Runs one dialect request under the request deadline, and records its outcome.
+    pub(crate) async fn handle<T>(
+        &self,
+        dialect: &'static str,
+        request_id: &str,
+        fut: impl std::future::Future<Output = Result<T, ApiError>>,
+        outcome: impl Fn(&T) -> &'static str,
+    ) -> Result<T, ApiError> {
+        let t0 = Instant::now();
+        let res = match tokio::time::timeout(self.cfg.request_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::Timeout),
+        };
+        let label = match &res {
+            Ok(v) => outcome(v),
+            Err(e) => e.mapping().code,
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        metrics::counter!("facelive_requests_total", "dialect" => dialect, "outcome" => label)
+            .increment(1);
+        metrics::histogram!("facelive_request_duration_seconds", "dialect" => dialect).record(secs);
+        match &res {
+            Err(e) if e.mapping().status.is_server_error() => {
+                tracing::error!(request_id, dialect, outcome = label, ms = secs * 1e3, error = %e, "request failed")
+            }
+            _ => tracing::info!(
+                request_id,
+                dialect,
+                outcome = label,
+                ms = secs * 1e3,
+                "request"
+            ),
+        }
+        res
+    }
+}
+
+/// Outcome label of a verdict for logs and metrics.
+pub(crate) fn outcome_label(v: &Verdict) -> &'static str {
+    record_stage_timings(v);
+    match v.outcome {
+        Outcome::Live => "live",
+        Outcome::Spoof => "spoof",
+        Outcome::Retry => "retry",
+    }
+}
+
+fn record_stage_timings(v: &Verdict) {
+    let t = &v.timings;
+    for (stage, ms) in [
+        ("decode", t.decode_ms),
+        ("detect", t.detect_ms),
+        ("judge", t.judge_ms),
+        ("total", t.total_ms),
+    ] {
+        metrics::histogram!("facelive_stage_seconds", "stage" => stage).record(ms / 1e3);
+    }
+}
+
+/// One Prometheus recorder per process (tests start several servers in one process).
+fn metrics_recorder() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
+}
+
+/// The whole HTTP surface.
+pub fn app(state: Arc<AppState>) -> Router {
+    let l = &state.cfg.limits;
+    // Axum's own extractor limit, per route, backs up the checks made while reading.
+    let limit = |n: usize| DefaultBodyLimit::max(n);
+    let nhn_body = Limits::json_body_for(l.nhn_file).max(l.nhn_file + 64 * 1024);
+    let jcv_body = Limits::json_body_for(l.jcv_file);
+    let accura_body = l.accura_file + 64 * 1024;
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    Router::new()
+        .route(
+            "/v1/liveness",
+            post(dialects::native::check).layer(limit(l.native_body)),
+        )
+        .route(
+            "/v1.0/appkeys/{app_key}/spoofing",
+            post(dialects::nhn::spoofing).layer(limit(nhn_body)),
+        )
+        .route(
+            "/v2/api/liveness",
+            post(dialects::accura::liveness).layer(limit(accura_body)),
+        )
+        .route(
+            "/v1/jcv/liveness",
+            post(dialects::jcv::liveness).layer(limit(jcv_body)),
+        )
+        .route(
+            "/antispoofing",
+            post(dialects::spoofsense::antispoofing).layer(limit(l.spoofsense_body)),
+        )
+        .route(
+            "/robust",
+            post(dialects::spoofsense::robust).layer(limit(l.spoofsense_body)),
+        )
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/info", get(ops::info))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/docs", get(ops::docs))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Warms the pipeline (one request through every stage), then marks the server ready.
+pub async fn warm_up(state: &AppState) -> Result<(), ApiError> {
+    let p = state.pipeline.clone();
+    state.workers.run(move || p.warm_up()).await??;
+    state.ready.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    warm_up(&state)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,74 @@
+//! Operational endpoints: liveness of the process, readiness of the models, what is served,
+//! metrics, and the API description with a docs page that needs no internet access.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use facelive_pipeline::OperatingPoint;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "warming up"})),
+        )
+            .into_response()
+    }
+}
+
+pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let cfg = &state.cfg;
+    let p = state.pipeline.config();
+    let thresholds: serde_json::Map<String, Value> = OperatingPoint::ALL
+        .iter()
+        .map(|op| (op.as_str().to_string(), json!(p.thresholds.get(*op))))
+        .collect();
+    let l = &cfg.limits;
+    Json(json!({
+        "name": "facelive",
+        "version": env!("CARGO_PKG_VERSION"),
+        "model_pack": state.pipeline.model_pack(),
+        "thresholds": thresholds,
+        "authentication": cfg.auth,
+        "workers": cfg.workers,
+        "queue": cfg.queue,
+        "dialects": [
+            {"name": "native", "endpoints": ["POST /v1/liveness"], "max_body_bytes": l.native_body},
+            {"name": "nhn", "endpoints": ["POST /v1.0/appkeys/{appKey}/spoofing"], "max_file_bytes": l.nhn_file},
+            {"name": "accura", "endpoints": ["POST /v2/api/liveness"], "max_file_bytes": l.accura_file, "threshold_percent": 55},
+            {"name": "jcv", "endpoints": ["POST /v1/jcv/liveness"], "max_file_bytes": l.jcv_file, "threshold": 0.5},
+            {"name": "spoofsense", "endpoints": ["POST /antispoofing", "POST /robust"], "max_body_bytes": l.spoofsense_body, "thresholds": {"antispoofing": 0.55, "robust": 0.5}},
+        ],
+    }))
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let capacity = state.cfg.workers.max(1) + state.cfg.queue;
+    metrics::gauge!("facelive_requests_in_flight").set(state.workers.in_flight(capacity) as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+pub async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
