@@ -1,0 +1,154 @@
+//! Shared by the router's integration tests: the real server on 127.0.0.1 with the real
+//! pipeline and models, and a small HTTP server that hands out dev images for URL inputs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::Engine;
+use facelive_models::Manifest;
+use facelive_pipeline::{CheckOptions, DecisionRule, Pipeline, PipelineConfig, Verdict};
+use facelive_router::{AppState, FetchRules, Keys, Limits, ServerConfig};
+
+pub const LIVE: &str = "live/nuaa_ClientRaw_0001_00_00_01_134.jpg";
+pub const SPOOF: &str = "spoof/nuaa_ImposterRaw_0001_00_00_01_111.jpg";
+/// A live face scoring between the weak and strict thresholds.
+pub const MIDDLING: &str = "live/nuaa_ClientRaw_0001_00_00_02_167.jpg";
+
+pub fn pipeline() -> Arc<Pipeline> {
+    static P: OnceLock<Arc<Pipeline>> = OnceLock::new();
+    P.get_or_init(|| {
+        Arc::new(
+            Pipeline::load(
+                PipelineConfig::new(facelive_testdata::models_dir()),
+                &Manifest::builtin(),
+                facelive_backends::default_backend(),
+            )
+            .expect("pipeline loads"),
+        )
+    })
+    .clone()
+}
+
+pub fn keys() -> Keys {
+    Keys {
+        native: Some("native-key".into()),
+        nhn_app_key: Some("app1".into()),
+        nhn_secret_key: Some("secret1".into()),
+        accura: Some("accura-key".into()),
+        jcv: Some("jcv-key".into()),
+        spoofsense: Some("ss-key".into()),
+    }
+}
+
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        auth: true,
+        keys: keys(),
+        limits: Limits::default(),
+        workers: 2,
+        queue: 8,
+        request_timeout: Duration::from_secs(30),
+        fetch: FetchRules::default(),
+    }
+}
+
+pub struct Server {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// Starts the real server (warm-up included) and returns its base URL.
+pub async fn start(cfg: ServerConfig) -> Server {
+    start_with(pipeline(), cfg, true).await
+}
+
+pub async fn start_with(pipeline: Arc<Pipeline>, cfg: ServerConfig, warm: bool) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(pipeline, cfg).unwrap();
+    if warm {
+        facelive_router::warm_up(&state).await.unwrap();
+    }
+    tokio::spawn(async move {
+        axum::serve(listener, facelive_router::app(state))
+            .await
+            .unwrap();
+    });
+    Server {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+pub fn image(rel: &str) -> Vec<u8> {
+    facelive_testdata::read(rel)
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// What `facelive check` gives for the same image (same pipeline, same options).
+pub fn reference(rel: &str, rule: DecisionRule) -> Verdict {
+    pipeline()
+        .check(
+            &image(rel),
+            &CheckOptions {
+                rule,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+}
+
+/// A tiny HTTP server on 127.0.0.1, on a port NHN's rule allows (10000-12000):
+/// `/img/<dev path>` serves a dev image, `/slow` never finishes its body,
+/// `/redirect/<url>` answers 302 to `<url>`.
+pub fn image_server() -> (String, u16) {
+    let (listener, port) = (10000..12000)
+        .map(|p| (p + std::process::id() as u16 % 1000) % 2000 + 10000)
+        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok().map(|l| (l, p)))
+        .expect("a free port in 10000-12000");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                if let Some(rel) = path.strip_prefix("/img/") {
+                    let body =
+                        std::fs::read(facelive_testdata::dev_dir().join(rel)).unwrap_or_default();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&body);
+                } else if path == "/slow" {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n\xff\xd8");
+                    std::thread::sleep(Duration::from_secs(5));
+                } else if let Some(to) = path.strip_prefix("/redirect/") {
+                    let head = format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let _ = stream.write_all(head.as_bytes());
+                } else {
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), port)
+}

@@ -1,0 +1,425 @@
+//! Contract tests: the real server on 127.0.0.1, each dialect's documented requests (JSON
+//! and multipart as in ../shared/spec/apis.md) with real dev images; status codes, response
+//! shapes and values, and agreement with `facelive check` on the same image.
+
+mod common;
+
+use common::*;
+use facelive_pipeline::{DecisionRule, OperatingPoint};
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+
+fn file_part(rel: &str) -> Part {
+    Part::bytes(image(rel)).file_name(rel.rsplit('/').next().unwrap().to_string())
+}
+
+async fn body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+#[tokio::test]
+async fn native_json_and_multipart_give_the_verdict_of_facelive_check() {
+    let s = start(config()).await;
+    let want = reference(LIVE, DecisionRule::Point(OperatingPoint::Balanced));
+    let url = format!("{}/v1/liveness", s.base);
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .bearer_auth("native-key")
+            .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["outcome"], "live");
+    assert_eq!(
+        j["live_score"].as_f64().unwrap() as f32,
+        want.live_score.unwrap()
+    );
+    assert_eq!(j["threshold"].as_f64().unwrap() as f32, want.threshold);
+    assert_eq!(j["operating_point"], "balanced");
+    assert_eq!(j["model_pack"]["name"], "silentface-yunet");
+    let b = &j["face"]["box"];
+    assert_eq!(
+        b["x"].as_f64().unwrap() as f32,
+        want.face.as_ref().unwrap().bbox.x
+    );
+    let f = &j["face"]["box_fraction"];
+    assert!((f["x0"].as_f64().unwrap() - b["x"].as_f64().unwrap() / 640.0).abs() < 1e-6);
+    for k in ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"] {
+        assert!(j["face"]["landmarks"][k]["x"].is_number(), "{k}");
+    }
+    assert!(j["face"]["detection_score"].as_f64().unwrap() > 0.6);
+    assert_eq!(j["per_model"].as_array().unwrap().len(), 2);
+    assert!(j["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["name"] == "face_size"));
+    for k in ["decode_ms", "detect_ms", "judge_ms", "total_ms"] {
+        assert!(j["timings"][k].is_number(), "{k}");
+    }
+    assert!(!j["request_id"].as_str().unwrap().is_empty());
+
+    let form = Form::new()
+        .part("image", file_part(LIVE))
+        .text("operating_point", "strict");
+    let (code, m) = body(
+        s.client
+            .post(&url)
+            .bearer_auth("native-key")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(m["live_score"], j["live_score"]);
+    assert_eq!(m["operating_point"], "strict");
+}
+
+#[tokio::test]
+async fn native_reports_spoof_retry_and_other_faces() {
+    let s = start(config()).await;
+    let url = format!("{}/v1/liveness", s.base);
+    let send = |rel: &'static str| {
+        let c = s.client.clone();
+        let url = url.clone();
+        async move {
+            body(
+                c.post(url)
+                    .bearer_auth("native-key")
+                    .multipart(Form::new().part("image", file_part(rel)))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (_, spoof) = send(SPOOF).await;
+    assert_eq!(spoof["outcome"], "spoof");
+    let (code, none) = send("edge/no_face_blank.png").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (none["outcome"].as_str(), none["retry_reason"].as_str()),
+        (Some("retry"), Some("no_face"))
+    );
+    assert!(none["live_score"].is_null() && none["face"].is_null());
+    let (_, two) = send("edge/two_faces.jpg").await;
+    assert_eq!(two["other_faces"].as_array().unwrap().len(), 1);
+    let (_, tiny) = send("edge/tiny_face.jpg").await;
+    assert_eq!(
+        (tiny["outcome"].as_str(), tiny["retry_reason"].as_str()),
+        (Some("retry"), Some("face_size"))
+    );
+}
+
+fn nhn_url(s: &Server, app: &str) -> String {
+    format!("{}/v1.0/appkeys/{app}/spoofing", s.base)
+}
+
+#[tokio::test]
+async fn nhn_json_and_multipart_report_every_face_in_nhn_shape() {
+    let s = start(config()).await;
+    let (code, j) = body(
+        s.client
+            .post(nhn_url(&s, "app1"))
+            .header("Authorization", "secret1")
+            .json(&json!({"image": {"bytes": b64(&image("edge/two_faces.jpg"))}, "spoofingCondition": "balanced"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(
+        j["header"],
+        json!({"isSuccessful": true, "resultCode": 0, "resultMessage": "Success"})
+    );
+    assert_eq!(j["data"]["faceDetailCount"], 2);
+    let faces = j["data"]["faceDetails"].as_array().unwrap();
+    assert_eq!(faces.len(), 2);
+    for f in faces {
+        for k in ["x0", "y0", "x1", "y1"] {
+            let v = f["bbox"][k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k} {v}");
+        }
+        let types: Vec<&str> = f["landmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["leftEye", "rightEye", "nose", "leftLip", "rightLip"]
+        );
+        assert!(f["spoofing"].is_boolean());
+        assert!(f["confidence"].as_f64().unwrap() > 0.6);
+    }
+    // The larger (judged) face first, with the verdict facelive check gives.
+    let want = reference(
+        "edge/two_faces.jpg",
+        DecisionRule::Point(OperatingPoint::Balanced),
+    );
+    assert_eq!(
+        faces[0]["spoofing"],
+        json!(want.outcome != facelive_pipeline::Outcome::Live)
+    );
+    let x0 = faces[0]["bbox"]["x0"].as_f64().unwrap() as f32;
+    assert!((x0 - want.face.unwrap().bbox.x / 1160.0).abs() < 1e-5);
+
+    let form = Form::new()
+        .part("imageFile", file_part(LIVE))
+        .text("spoofingCondition", "weak");
+    let (code, m) = body(
+        s.client
+            .post(nhn_url(&s, "app1"))
+            .header("Authorization", "secret1")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(m["data"]["faceDetailCount"], 1);
+    assert_eq!(m["data"]["faceDetails"][0]["spoofing"], false);
+}
+
+#[tokio::test]
+async fn nhn_spoofing_condition_moves_the_decision() {
+    let s = start(config()).await;
+    let score = reference(MIDDLING, DecisionRule::Threshold(0.5))
+        .live_score
+        .unwrap();
+    assert!(
+        score > 0.30 && score < 0.85,
+        "the test image must score between weak and strict: {score}"
+    );
+    let mut spoofing = Vec::new();
+    for cond in ["weak", "strict"] {
+        let (_, j) = body(
+            s.client
+                .post(nhn_url(&s, "app1"))
+                .header("Authorization", "secret1")
+                .json(
+                    &json!({"image": {"bytes": b64(&image(MIDDLING))}, "spoofingCondition": cond}),
+                )
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        spoofing.push(j["data"]["faceDetails"][0]["spoofing"].as_bool().unwrap());
+    }
+    assert_eq!(spoofing, [false, true]);
+}
+
+#[tokio::test]
+async fn nhn_fetches_an_image_url_from_an_allowed_network() {
+    let (img_base, _) = image_server();
+    let mut cfg = config();
+    cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    let s = start(cfg).await;
+    let (code, j) = body(
+        s.client
+            .post(nhn_url(&s, "app1"))
+            .header("Authorization", "secret1")
+            .json(&json!({"image": {"url": format!("{img_base}/img/{LIVE}")}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["data"]["faceDetailCount"], 1);
+    assert_eq!(j["data"]["faceDetails"][0]["spoofing"], false);
+}
+
+#[tokio::test]
+async fn accura_scores_in_percent_with_the_55_rule() {
+    let s = start(config()).await;
+    let url = format!("{}/v2/api/liveness", s.base);
+    for (rel, status) in [(LIVE, "live"), (SPOOF, "spoof")] {
+        let want = reference(rel, DecisionRule::Threshold(0.55))
+            .live_score
+            .unwrap();
+        let (code, j) = body(
+            s.client
+                .post(&url)
+                .header("Api-Key", "accura-key")
+                .multipart(Form::new().part("liveness_image", file_part(rel)))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, 200, "{j}");
+        assert_eq!(j["status"], "success");
+        assert_eq!(j["liveness_status"], status, "{rel}");
+        assert_eq!(j["threshold"], 55.0);
+        let pct = j["liveness_score"].as_f64().unwrap();
+        assert!(
+            (pct - want as f64 * 100.0).abs() <= 0.006,
+            "{pct} vs {want}"
+        );
+    }
+    // JSON is not Accura's contract.
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .header("Api-Key", "accura-key")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, j["error_code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+}
+
+#[tokio::test]
+async fn jcv_analyses_images_0_and_reports_its_largest_face_position() {
+    let s = start(config()).await;
+    let url = format!("{}/v1/jcv/liveness", s.base);
+    let want = reference("edge/two_faces.jpg", DecisionRule::Threshold(0.5));
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .header("X-API-Key", "jcv-key")
+            .json(&json!({"images": [
+                {"index": 0, "type": "RGB", "data": b64(&image("edge/two_faces.jpg"))},
+                {"index": 1, "type": "RGB", "data": "ignored, not even base64"}
+            ]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["status"], "ok");
+    assert_eq!(
+        j["score"].as_f64().unwrap() as f32,
+        want.live_score.unwrap()
+    );
+    assert_eq!(j["threshold"], 0.5);
+    assert_eq!(j["model"]["name"], "silentface-yunet");
+    let b = want.face.unwrap().bbox;
+    assert_eq!(
+        j["position"],
+        json!({"top": b.y.round() as i64, "left": b.x.round() as i64, "width": b.width.round() as i64, "height": b.height.round() as i64})
+    );
+
+    // autoRotate: without it the EXIF-rotated face is judged as stored (sideways).
+    let send = |rotate: bool| {
+        let c = s.client.clone();
+        let url = url.clone();
+        async move {
+            body(c.post(url).header("X-API-Key", "jcv-key").json(&json!({"images": [{"index": 0, "type": "RGB", "data": b64(&image("edge/exif6_face.jpg"))}], "autoRotate": rotate})).send().await.unwrap()).await.1
+        }
+    };
+    let upright = send(true).await;
+    let stored = send(false).await;
+    assert_eq!(upright["status"], "ok");
+    assert_ne!(upright["position"], stored["position"]);
+    // Upright, the image is 600 wide: the face lies within it.
+    let right = upright["position"]["left"].as_i64().unwrap()
+        + upright["position"]["width"].as_i64().unwrap();
+    assert!(right <= 610, "{upright}");
+}
+
+#[tokio::test]
+async fn spoofsense_endpoints_answer_in_their_shape_with_their_thresholds() {
+    let s = start(config()).await;
+    let score = reference(MIDDLING, DecisionRule::Threshold(0.5))
+        .live_score
+        .unwrap();
+    for (path, thr) in [("antispoofing", 0.55f32), ("robust", 0.50)] {
+        let (code, j) = body(
+            s.client
+                .post(format!("{}/{path}", s.base))
+                .header("x-api-key", "ss-key")
+                .json(&json!({"data": b64(&image(MIDDLING))}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, 200, "{j}");
+        assert_eq!(j["success"], true);
+        assert_eq!(
+            j["model_output"]["prob_real"].as_f64().unwrap() as f32,
+            score
+        );
+        let want = if score >= thr { "real" } else { "spoof" };
+        assert_eq!(j["model_output"]["pred_idx"], want, "{path}");
+    }
+    let (code, j) = body(
+        s.client
+            .post(format!("{}/antispoofing", s.base))
+            .header("x-api-key", "ss-key")
+            .json(&json!({"data": b64(&image(SPOOF))}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(j["model_output"]["pred_idx"], "spoof");
+}
+
+#[tokio::test]
+async fn health_ready_info_metrics_and_docs() {
+    let s = start(config()).await;
+    let get = |p: &str| s.client.get(format!("{}{p}", s.base)).send();
+    assert_eq!(get("/health").await.unwrap().status(), 200);
+    let (code, ready) = body(get("/ready").await.unwrap()).await;
+    assert_eq!((code, ready["status"].as_str()), (200, Some("ready")));
+    let (_, info) = body(get("/info").await.unwrap()).await;
+    assert_eq!(info["model_pack"]["name"], "silentface-yunet");
+    assert_eq!(info["thresholds"]["balanced"], 0.5);
+    assert_eq!(info["dialects"].as_array().unwrap().len(), 5);
+    // One request, then its count and the stage histogram are in the metrics.
+    s.client
+        .post(format!("{}/v1/liveness", s.base))
+        .bearer_auth("native-key")
+        .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
+        .send()
+        .await
+        .unwrap();
+    let m = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        m.contains("facelive_requests_total{dialect=\"native\",outcome=\"live\"}"),
+        "{m}"
+    );
+    assert!(m.contains("facelive_stage_seconds"), "{m}");
+    let (_, api) = body(get("/openapi.json").await.unwrap()).await;
+    for p in [
+        "/v1/liveness",
+        "/v1.0/appkeys/{appKey}/spoofing",
+        "/v2/api/liveness",
+        "/v1/jcv/liveness",
+        "/antispoofing",
+        "/robust",
+    ] {
+        assert!(api["paths"][p].is_object(), "{p} missing from openapi.json");
+    }
+    let docs = get("/docs").await.unwrap().text().await.unwrap();
+    assert!(
+        docs.contains("/openapi.json") && !docs.contains("https://"),
+        "docs must work offline"
+    );
+}
