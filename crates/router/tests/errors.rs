@@ -1,0 +1,566 @@
+//! Every NHN result code, every SpoofSense error_code and each native error, each produced
+//! by sending the input it names to the real server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use facelive_backends::{Backend, BackendError, Model, Tensor};
+use facelive_models::Manifest;
+use facelive_pipeline::{Pipeline, PipelineConfig};
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+/// An engine whose every inference fails: the service must answer, not fall over.
+struct FailingEngine;
+struct FailingModel(Vec<usize>);
+
+impl Backend for FailingEngine {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+    fn load(&self, _: &std::path::Path, shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+        Ok(Arc::new(FailingModel(shape.to_vec())))
+    }
+}
+
+impl Model for FailingModel {
+    fn input_shape(&self) -> &[usize] {
+        &self.0
+    }
+    fn output_names(&self) -> &[String] {
+        &[]
+    }
+    fn run(&self, _: Tensor) -> Result<Vec<Tensor>, BackendError> {
+        Err(BackendError::Run("simulated engine failure".into()))
+    }
+}
+
+async fn failing_server() -> Server {
+    let p = Pipeline::load(
+        PipelineConfig::new(facelive_testdata::models_dir()),
+        &Manifest::builtin(),
+        Arc::new(FailingEngine),
+    )
+    .unwrap();
+    start_with(Arc::new(p), config(), false).await
+}
+
+async fn nhn(s: &Server, app: &str, secret: &str, req: Value) -> (u16, i32, Value) {
+    let (code, j) = body(
+        s.client
+            .post(format!("{}/v1.0/appkeys/{app}/spoofing", s.base))
+            .header("Authorization", secret)
+            .json(&req)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        j["header"]["isSuccessful"],
+        json!(j["header"]["resultCode"] == 0),
+        "{j}"
+    );
+    (code, j["header"]["resultCode"].as_i64().unwrap() as i32, j)
+}
+
+fn live_bytes() -> Value {
+    json!({"bytes": b64(&image(LIVE))})
+}
+
+#[tokio::test]
+async fn nhn_result_codes_each_come_from_the_case_they_name() {
+    let (img_base, img_port) = image_server();
+    let mut cfg = config();
+    cfg.fetch.timeout = Duration::from_secs(1);
+    // Only 127.0.0.1 is allowed, and only for the slow and redirect cases below.
+    cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    let s = start(cfg).await;
+    let default_rules = start(config()).await;
+
+    assert_eq!(
+        nhn(&s, "app1", "secret1", json!({"image": live_bytes()}))
+            .await
+            .1,
+        0
+    );
+    // -40000 InvalidParam
+    for req in [
+        json!({}),
+        json!({"image": {}}),
+        json!({"image": {"url": "https://example.com/a.jpg", "bytes": "aGk="}}),
+        json!({"image": live_bytes(), "spoofingCondition": "paranoid"}),
+    ] {
+        let (code, rc, j) = nhn(&s, "app1", "secret1", req.clone()).await;
+        assert_eq!((code, rc), (400, -40000), "{req} -> {j}");
+        assert_eq!(j["header"]["resultMessage"], "InvalidParam");
+    }
+    // -41005 UnauthorizedAppKeyOrSecretKey: wrong secret, unknown appKey
+    assert_eq!(
+        nhn(&s, "app1", "wrong", json!({"image": live_bytes()}))
+            .await
+            .1,
+        -41005
+    );
+    assert_eq!(
+        nhn(&s, "nope", "secret1", json!({"image": live_bytes()}))
+            .await
+            .1,
+        -41005
+    );
+    // -45020 ImageTooLargeException: over 3,000,000 bytes
+    let big = vec![0xFFu8; 3_000_001];
+    let (code, rc, _) = nhn(
+        &s,
+        "app1",
+        "secret1",
+        json!({"image": {"bytes": b64(&big)}}),
+    )
+    .await;
+    assert_eq!((code, rc), (413, -45020));
+    // -45030 InvalidImageParameterException: bad base64; an image under 80x80
+    assert_eq!(
+        nhn(
+            &s,
+            "app1",
+            "secret1",
+            json!({"image": {"bytes": "%%% not base64 %%%"}})
+        )
+        .await
+        .1,
+        -45030
+    );
+    let tiny = json!({"image": {"bytes": b64(&image("edge/tiny_image_40x40.png"))}});
+    assert_eq!(nhn(&s, "app1", "secret1", tiny).await.1, -45030);
+    // -45040 InvalidImageFormatException: GIF, and text named .png
+    for f in ["edge/face.gif", "edge/text.png"] {
+        let (code, rc, _) = nhn(
+            &s,
+            "app1",
+            "secret1",
+            json!({"image": {"bytes": b64(&image(f))}}),
+        )
+        .await;
+        assert_eq!((code, rc), (415, -45040), "{f}");
+    }
+    // -45050 InvalidImageURLException: forbidden port, loopback by default, bad scheme,
+    // and a redirect that leaves the allowed network
+    for (server, url) in [
+        (&s, "http://example.com:8080/a.jpg".to_string()),
+        (&s, "ftp://example.com/a.jpg".to_string()),
+        (&default_rules, format!("{img_base}/img/{LIVE}")),
+        (&default_rules, "http://localhost:10500/a.jpg".to_string()),
+        (
+            &s,
+            format!("{img_base}/redirect/http://127.0.0.2:{img_port}/img/{LIVE}"),
+        ),
+        (
+            &s,
+            format!("{img_base}/redirect/http://169.254.169.254/latest/meta-data/"),
+        ),
+    ] {
+        let (code, rc, j) = nhn(server, "app1", "secret1", json!({"image": {"url": url}})).await;
+        assert_eq!((code, rc), (400, -45050), "{url} -> {j}");
+    }
+    // -45060 ImageTimeoutError: a server that never finishes
+    let t = std::time::Instant::now();
+    let (code, rc, _) = nhn(
+        &s,
+        "app1",
+        "secret1",
+        json!({"image": {"url": format!("{img_base}/slow")}}),
+    )
+    .await;
+    assert_eq!((code, rc), (504, -45060));
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "the download deadline must cut it short"
+    );
+    // -50000 InternalServerError: the inference engine fails
+    let broken = failing_server().await;
+    let (code, rc, j) = nhn(&broken, "app1", "secret1", json!({"image": live_bytes()})).await;
+    assert_eq!((code, rc), (500, -50000), "{j}");
+    assert_eq!(j["header"]["resultMessage"], "InternalServerError");
+}
+
+async fn spoofsense(s: &Server, key: &str, body_json: Value) -> (u16, Value) {
+    body(
+        s.client
+            .post(format!("{}/antispoofing", s.base))
+            .header("x-api-key", key)
+            .json(&body_json)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn spoofsense_error_codes_each_come_from_the_case_they_name() {
+    let s = start(config()).await;
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "wrong",
+            json!({"data": b64(&image(LIVE))}),
+            401,
+            "UNAUTHORIZED",
+        ),
+        ("ss-key", json!({}), 400, "MISSING_DATA"),
+        ("ss-key", json!({"data": ""}), 400, "MISSING_DATA"),
+        (
+            "ss-key",
+            json!({"data": "***"}),
+            400,
+            "INVALID_IMAGE_PAYLOAD",
+        ),
+        (
+            "ss-key",
+            json!({"data": b64(&image("edge/truncated.jpg"))}),
+            422,
+            "INVALID_IMAGE_PAYLOAD",
+        ),
+        (
+            "ss-key",
+            json!({"data": b64(&image("edge/face.webp"))}),
+            415,
+            "INVALID_IMAGE_FORMAT",
+        ),
+        ("ss-key", json!({"data": 42}), 400, "INVALID_REQUEST"),
+        (
+            "ss-key",
+            json!({"data": b64(&image("edge/no_face_noise.png"))}),
+            200,
+            "FACE_NOT_DETECTED",
+        ),
+        (
+            "ss-key",
+            json!({"data": b64(&image("edge/tiny_face.jpg"))}),
+            200,
+            "FACE_TOO_SMALL",
+        ),
+        (
+            "ss-key",
+            json!({"data": b64(&image("edge/tiny_image_40x40.png"))}),
+            200,
+            "IMAGE_TOO_SMALL",
+        ),
+    ];
+    for (key, req, status, code) in cases {
+        let (got, j) = spoofsense(&s, key, req).await;
+        assert_eq!((got, j["error_code"].as_str()), (status, Some(code)), "{j}");
+        assert_eq!(j["success"], false);
+    }
+    // Over 10 MB: 413 PAYLOAD_TOO_LARGE.
+    let big = "A".repeat(10_000_100);
+    let (code, j) = spoofsense(&s, "ss-key", json!({"data": big})).await;
+    assert_eq!(
+        (code, j["error_code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE"))
+    );
+    // Engine failure: INTERNAL_ERROR, with no internal detail leaked.
+    let broken = failing_server().await;
+    let (code, j) = spoofsense(&broken, "ss-key", json!({"data": b64(&image(LIVE))})).await;
+    assert_eq!(
+        (code, j["error_code"].as_str()),
+        (500, Some("INTERNAL_ERROR"))
+    );
+    assert!(!j["message"].as_str().unwrap().contains("simulated"), "{j}");
+}
+
+async fn native(s: &Server, key: &str, req: reqwest::RequestBuilder) -> (u16, String) {
+    let (code, j) = body(req.bearer_auth(key).send().await.unwrap()).await;
+    assert!(!j["request_id"].as_str().unwrap_or("").is_empty(), "{j}");
+    (code, j["error"]["code"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn native_errors_have_real_statuses_and_stable_codes() {
+    let s = start(config()).await;
+    let url = format!("{}/v1/liveness", s.base);
+    let post = || s.client.post(&url);
+    let live = json!({"image": {"base64": b64(&image(LIVE))}});
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        ("wrong-key", post().json(&live), 401, "unauthorized"),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": "!!!"}})),
+            400,
+            "invalid_base64",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": b64(&image("edge/face.bmp"))}})),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": b64(&image("edge/html.jpg"))}})),
+            415,
+            "not_an_image",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": b64(&image("edge/header_only.jpg"))}})),
+            422,
+            "corrupt_image",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": b64(&image("edge/gray.jpg"))}})),
+            422,
+            "unsupported_colour",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": b64(&image("edge/bomb_30000x30000.png"))}})),
+            422,
+            "image_too_large",
+        ),
+        ("native-key", post().json(&json!({})), 400, "invalid_json"),
+        (
+            "native-key",
+            post().json(&json!({"image": {}})),
+            400,
+            "missing_field",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": "aGk=", "url": "https://example.com/a.jpg"}})),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"url": "http://127.0.0.1:10001/a.jpg"}})),
+            400,
+            "url_forbidden",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"url": "https://example.com:22/a.jpg"}})),
+            400,
+            "url_forbidden",
+        ),
+        (
+            "native-key",
+            post().json(&json!({"image": {"base64": b64(&image(LIVE))}, "threshold": 1.5})),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "native-key",
+            post().header("content-type", "text/plain").body("hello"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "native-key",
+            post().multipart(Form::new().text("operating_point", "weak")),
+            400,
+            "missing_field",
+        ),
+        (
+            "native-key",
+            post().multipart(
+                Form::new()
+                    .part("image", Part::bytes(image(LIVE)))
+                    .text("operating_point", "lax"),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+    ];
+    for (key, req, status, code) in cases {
+        assert_eq!(
+            native(&s, key, req).await,
+            (status, code.to_string()),
+            "{code}"
+        );
+    }
+    let broken = failing_server().await;
+    let (code, err) = native(
+        &broken,
+        "native-key",
+        broken
+            .client
+            .post(format!("{}/v1/liveness", broken.base))
+            .json(&live),
+    )
+    .await;
+    assert_eq!((code, err.as_str()), (500, "inference_failed"));
+}
+
+#[tokio::test]
+async fn a_30_mb_body_is_refused_without_being_read() {
+    let s = start(config()).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Announce 30 MB, send one byte of it, and wait for the answer.
+    tcp.write_all(b"POST /v1/liveness HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer native-key\r\nContent-Type: application/json\r\nContent-Length: 30000000\r\n\r\n{").await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("the refusal comes without waiting for the body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("body_too_large"), "{head}");
+}
+
+#[tokio::test]
+async fn accura_refuses_files_over_one_megabyte_and_wrong_keys() {
+    let s = start(config()).await;
+    let url = format!("{}/v2/api/liveness", s.base);
+    // face.bmp is 1.4 MB: refused for its size before its format is looked at.
+    let big = image("edge/face.bmp");
+    assert!(big.len() > 1_000_000);
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .header("Api-Key", "accura-key")
+            .multipart(Form::new().part("liveness_image", Part::bytes(big)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((code, j["status"].as_str()), (413, Some("error")), "{j}");
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .header("Api-Key", "nope")
+            .multipart(Form::new().part("liveness_image", Part::bytes(image(LIVE))))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, j["error_code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .header("Api-Key", "accura-key")
+            .multipart(Form::new().text("other", "x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, j["error_code"].as_str()),
+        (400, Some("missing_field"))
+    );
+}
+
+#[tokio::test]
+async fn jcv_validates_the_images_array() {
+    let s = start(config()).await;
+    let url = format!("{}/v1/jcv/liveness", s.base);
+    let data = b64(&image(LIVE));
+    for (req, code) in [
+        (json!({}), "missing_field"),
+        (json!({"images": []}), "missing_field"),
+        (
+            json!({"images": [{"index": 1, "type": "RGB", "data": data}]}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"images": [{"index": 0, "type": "IR", "data": data}]}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"images": [{"index": 0, "type": "RGB", "data": ""}]}),
+            "missing_field",
+        ),
+        (
+            json!({"images": [{"index": 0, "type": "RGB"}]}),
+            "missing_field",
+        ),
+    ] {
+        let (status, j) = body(
+            s.client
+                .post(&url)
+                .header("X-API-Key", "jcv-key")
+                .json(&req)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, j["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{req}"
+        );
+        assert_eq!(j["status"], "error");
+    }
+}
+
+#[tokio::test]
+async fn saturation_is_refused_quickly_with_retry_after() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.queue = 0;
+    let s = start(cfg).await;
+    let big = json!({"image": {"base64": b64(&image("live/deepface_img49.jpg"))}});
+    let url = format!("{}/v1/liveness", s.base);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let req = s.client.post(&url).bearer_auth("native-key").json(&big);
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let retry = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let (code, j) = body(r).await;
+                (code, retry, j)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut busy = 0;
+    for t in tasks {
+        let (code, retry, j) = t.await.unwrap();
+        match code {
+            200 => ok += 1,
+            503 => {
+                busy += 1;
+                assert_eq!(retry.as_deref(), Some("1"));
+                assert_eq!(j["error"]["code"], "overloaded");
+            }
+            other => panic!("unexpected {other}: {j}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
+    // The server is still there and answers normally once the burst is over.
+    let (code, _) = body(
+        s.client
+            .post(&url)
+            .bearer_auth("native-key")
+            .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+}
