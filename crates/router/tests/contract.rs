@@ -423,3 +423,56 @@ async fn health_ready_info_metrics_and_docs() {
         "docs must work offline"
     );
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_requests_in_flight() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = facelive_router::AppState::new(pipeline(), config()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(facelive_router::serve(state, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Wait until warm and listening.
+    while client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let big = json!({"image": {"base64": b64(&image("live/deepface_img49.jpg"))}});
+    let in_flight = tokio::spawn(
+        client
+            .post(format!("{base}/v1/liveness"))
+            .bearer_auth("native-key")
+            .json(&big)
+            .send(),
+    );
+    // Stop only once the request is being worked on.
+    loop {
+        let m = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines()
+            .any(|l| l.starts_with("facelive_requests_in_flight") && l.ends_with(" 1"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200, "the request in flight is answered");
+    server.await.unwrap().unwrap();
+    // And the server is gone.
+    assert!(client.get(format!("{base}/health")).send().await.is_err());
+}

@@ -53,8 +53,17 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::BodyTooLarge { limit })
 }
 
+/// Parses a JSON body. The error names the place, never the value found there: a value
+/// may be image data.
 pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadJson(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => "malformed JSON",
+            Category::Data => "a field is missing, unknown or of the wrong type",
+        };
+        ApiError::BadJson(format!("{what} (line {}, column {})", e.line(), e.column()))
+    })
 }
 
 /// Standard base64, padded or not, whitespace ignored, an optional `data:...;base64,`
@@ -154,5 +163,17 @@ mod tests {
             Err(ApiError::BadBase64)
         ));
         assert!(matches!(decode_base64(""), Err(ApiError::MissingField(_))));
+    }
+
+    #[test]
+    fn json_errors_do_not_echo_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct R {
+            threshold: f32,
+        }
+        let e = json::<R>(br#"{"threshold": "/9j/4AAQSkZJRgABAQ"}"#).unwrap_err();
+        assert!(!e.to_string().contains("/9j/"), "{e}");
+        assert!(e.to_string().contains("column"), "{e}");
     }
 }
