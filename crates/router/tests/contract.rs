@@ -453,7 +453,8 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
             .send(),
     );
     // Stop only once the request is being worked on.
-    loop {
+    for attempt in 0.. {
+        assert!(attempt < 2000, "the request was never seen in flight");
         let m = client
             .get(format!("{base}/metrics"))
             .send()
