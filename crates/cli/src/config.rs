@@ -12,21 +12,25 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Args)]
 pub struct PipelineArgs {
     /// Directory holding the model files (see `facelive models list`).
-    #[arg(long, env = "FACELIVE_MODELS_DIR", global = true)]
-    pub models_dir: Option<PathBuf>,
-    /// TOML configuration file (models_dir, thresholds, limits, quality). Default:
-    /// `facelive.toml` in the working directory, if present.
+    #[arg(long, env = "FACELIVE_MODELS_DIR", global = true, default_value = DEFAULT_MODELS_DIR)]
+    pub models_dir: PathBuf,
+    /// TOML configuration file (models_dir, max_pixels, max_side, detector_size, [thresholds],
+    /// [quality], [serve]). Default: `facelive.toml` in the working directory, if present.
     #[arg(long, env = "FACELIVE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Refuse images with more pixels than this, from the header, before decoding.
-    #[arg(long, env = "FACELIVE_MAX_PIXELS", global = true)]
-    pub max_pixels: Option<u64>,
+    #[arg(long, env = "FACELIVE_MAX_PIXELS", global = true, default_value_t = IngestOptions::default().max_pixels)]
+    pub max_pixels: u64,
     /// Largest working image side; larger photos are reduced while decoding.
-    #[arg(long, env = "FACELIVE_MAX_SIDE", global = true)]
-    pub max_side: Option<u32>,
-    /// Largest square side the detector sees (a multiple of 32).
-    #[arg(long, env = "FACELIVE_DETECTOR_SIZE", global = true)]
-    pub detector_size: Option<usize>,
+    #[arg(long, env = "FACELIVE_MAX_SIDE", global = true, default_value_t = IngestOptions::default().max_side)]
+    pub max_side: u32,
+    /// Largest side the face detector sees (a multiple of 32).
+    #[arg(long, env = "FACELIVE_DETECTOR_SIZE", global = true, default_value_t = PipelineConfig::new("").detector_size)]
+    pub detector_size: usize,
+    /// Which of the settings above were given as flags or environment variables (these
+    /// beat the file; the others are defaults the file may replace).
+    #[arg(skip)]
+    pub explicit: Vec<String>,
 }
 
 /// The TOML file. Every field is optional; missing ones keep their defaults.
@@ -39,6 +43,7 @@ pub struct FileConfig {
     pub detector_size: Option<usize>,
     pub thresholds: Option<Thresholds>,
     pub quality: Option<QualityConfig>,
+    pub serve: Option<crate::serve::ServeFile>,
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "facelive.toml";
@@ -67,27 +72,39 @@ impl PipelineArgs {
         Ok(cfg)
     }
 
+    /// Records which settings the command line or environment gave.
+    pub fn note_explicit(&mut self, m: &clap::ArgMatches) {
+        use clap::parser::ValueSource;
+        for id in ["models_dir", "max_pixels", "max_side", "detector_size"] {
+            if matches!(
+                m.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                self.explicit.push(id.to_string());
+            }
+        }
+    }
+
+    /// The file's value where the flag or variable was not given.
+    fn pick<T>(&self, id: &str, given: T, file: Option<T>) -> T {
+        match file {
+            Some(v) if !self.explicit.iter().any(|e| e == id) => v,
+            _ => given,
+        }
+    }
+
     pub fn models_dir(&self) -> anyhow::Result<PathBuf> {
-        Ok(self
-            .models_dir
-            .clone()
-            .or(self.file_config()?.models_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR)))
+        let file = self.file_config()?.models_dir;
+        Ok(self.pick("models_dir", self.models_dir.clone(), file))
     }
 
     pub fn pipeline_config(&self) -> anyhow::Result<PipelineConfig> {
         let file = self.file_config()?;
-        let mut cfg = PipelineConfig::new(self.models_dir()?);
-        let defaults = IngestOptions::default();
-        cfg.ingest.max_pixels = self
-            .max_pixels
-            .or(file.max_pixels)
-            .unwrap_or(defaults.max_pixels);
-        cfg.ingest.max_side = self.max_side.or(file.max_side).unwrap_or(defaults.max_side);
-        cfg.detector_size = self
-            .detector_size
-            .or(file.detector_size)
-            .unwrap_or(cfg.detector_size);
+        let mut cfg =
+            PipelineConfig::new(self.pick("models_dir", self.models_dir.clone(), file.models_dir));
+        cfg.ingest.max_pixels = self.pick("max_pixels", self.max_pixels, file.max_pixels);
+        cfg.ingest.max_side = self.pick("max_side", self.max_side, file.max_side);
+        cfg.detector_size = self.pick("detector_size", self.detector_size, file.detector_size);
         cfg.thresholds = file.thresholds.unwrap_or_default();
         cfg.quality = file.quality.unwrap_or_default();
         Ok(cfg)

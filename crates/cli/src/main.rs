@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use facelive_models::Manifest;
 use facelive_pipeline::Pipeline;
 
@@ -44,7 +44,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // Global flags may be given after the subcommand: look in both places.
+    cli.pipeline.note_explicit(&matches);
+    if let Some((_, sub)) = matches.subcommand() {
+        cli.pipeline.note_explicit(sub);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FACELIVE_LOG")
@@ -56,7 +65,12 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.pipeline, args),
         Command::Models(cmd) => models_cmd::run(&cli.pipeline, cmd),
         Command::Bench(args) => bench::run(&cli.pipeline, args),
-        Command::Serve(args) => serve::run(&cli.pipeline, args),
+        Command::Serve(args) => {
+            let sub = matches
+                .subcommand_matches("serve")
+                .expect("serve was parsed");
+            serve::run(&cli.pipeline, args, sub)
+        }
     };
     match result {
         Ok(code) => code,

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
 use facelive_router::{AppState, FetchRules, Keys, Limits, Network, ServerConfig};
+use serde::Deserialize;
 
 use crate::config::PipelineArgs;
 
@@ -68,8 +70,83 @@ pub struct ServeArgs {
     pub url_ports: String,
     /// Networks image URLs may reach although private or loopback (CIDR, comma-separated),
     /// for private deployments and tests. Default: none.
-    #[arg(long, env = "FACELIVE_URL_ALLOW_NETWORKS", value_delimiter = ',')]
+    #[arg(long, env = "FACELIVE_URL_ALLOW_NETWORKS", value_delimiter = ',', num_args = 0..)]
     pub url_allow_network: Vec<Network>,
+}
+
+/// `[serve]` in facelive.toml: the same settings as the flags, each optional. A flag or an
+/// environment variable beats the file; the file beats the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeFile {
+    listen: Option<SocketAddr>,
+    no_auth: Option<bool>,
+    api_key: Option<String>,
+    nhn_app_key: Option<String>,
+    nhn_secret_key: Option<String>,
+    accura_api_key: Option<String>,
+    jcv_api_key: Option<String>,
+    spoofsense_api_key: Option<String>,
+    workers: Option<usize>,
+    queue: Option<usize>,
+    request_timeout: Option<u64>,
+    native_max_body: Option<usize>,
+    nhn_max_file: Option<usize>,
+    accura_max_file: Option<usize>,
+    jcv_max_file: Option<usize>,
+    spoofsense_max_body: Option<usize>,
+    url_timeout: Option<u64>,
+    url_ports: Option<String>,
+    url_allow_network: Option<Vec<Network>>,
+}
+
+fn explicit(m: &ArgMatches, id: &str) -> bool {
+    matches!(
+        m.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+macro_rules! take_from_file {
+    ($args:expr, $file:expr, $m:expr, $($field:ident),+ $(,)?) => {
+        $(
+            if let Some(v) = $file.$field.take() {
+                if !explicit($m, stringify!($field)) {
+                    $args.$field = v.into();
+                }
+            }
+        )+
+    };
+}
+
+impl ServeArgs {
+    /// Fills in what the flags and environment left at their defaults from `[serve]`.
+    pub fn merge_file(&mut self, mut file: ServeFile, m: &ArgMatches) {
+        take_from_file!(
+            self,
+            file,
+            m,
+            listen,
+            no_auth,
+            api_key,
+            nhn_app_key,
+            nhn_secret_key,
+            accura_api_key,
+            jcv_api_key,
+            spoofsense_api_key,
+            workers,
+            queue,
+            request_timeout,
+            native_max_body,
+            nhn_max_file,
+            accura_max_file,
+            jcv_max_file,
+            spoofsense_max_body,
+            url_timeout,
+            url_ports,
+            url_allow_network,
+        );
+    }
 }
 
 fn parse_ports(s: &str) -> anyhow::Result<Vec<std::ops::RangeInclusive<u16>>> {
@@ -136,7 +213,10 @@ impl ServeArgs {
     }
 }
 
-pub fn run(args: &PipelineArgs, a: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PipelineArgs, mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ExitCode> {
+    if let Some(file) = args.file_config()?.serve {
+        a.merge_file(file, m);
+    }
     let cfg = a.server_config()?;
     let pipeline = crate::load_pipeline(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -34,7 +34,16 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     let p = state.pipeline.config();
     let thresholds: serde_json::Map<String, Value> = OperatingPoint::ALL
         .iter()
-        .map(|op| (op.as_str().to_string(), json!(p.thresholds.get(*op))))
+        // Through f32's shortest decimal form, so 0.4 reads 0.4 and not 0.4000000059604645.
+        .map(|op| {
+            let t: f64 = p
+                .thresholds
+                .get(*op)
+                .to_string()
+                .parse()
+                .unwrap_or(f64::NAN);
+            (op.as_str().to_string(), json!(t))
+        })
         .collect();
     let l = &cfg.limits;
     Json(json!({

@@ -19,7 +19,8 @@ use reqwest::Url;
 use crate::error::ApiError;
 
 /// A network `addr/prefix` that URL fetches may reach despite the default refusals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Network {
     addr: IpAddr,
     prefix: u8,
@@ -40,6 +41,13 @@ impl std::str::FromStr for Network {
                 .ok_or_else(|| format!("{s:?}: bad prefix"))?
         };
         Ok(Network { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
