@@ -87,3 +87,73 @@ fn serve_reads_its_settings_from_the_file_and_the_environment_beats_it() {
         "thresholds from the file"
     );
 }
+
+#[test]
+fn logs_carry_request_id_dialect_outcome_and_timing_but_never_image_bytes_or_keys() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env("FACELIVE_MODELS_DIR", models_dir())
+            .env("FACELIVE_API_KEY", "very-secret-key")
+            .env("FACELIVE_LOG", "debug")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base);
+    let img = facelive_testdata::dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "Authorization: Bearer very-secret-key",
+            "-H",
+            "x-request-id: trace-me-42",
+        ])
+        .arg("-F")
+        .arg(format!("image=@{}", img.display()))
+        .arg(format!("{base}/v1/liveness"))
+        .output()
+        .unwrap();
+    let resp: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(resp["request_id"], "trace-me-42");
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("trace-me-42"))
+        .unwrap_or_else(|| panic!("no log line with the request id:\n{text}"));
+    for part in ["native", "live", "ms"] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    assert!(!text.contains("very-secret-key"), "the key was logged");
+    // No run of the image's bytes, raw or base64, appears in the log.
+    let bytes = std::fs::read(&img).unwrap();
+    // 4095 is a multiple of 3, so this chunk lines up with the base64 of the whole file.
+    let b64 = base64_chunk(&bytes[4095..4095 + 48]);
+    assert!(!text.contains(&b64), "image data in the log");
+    assert!(
+        !text.as_bytes().windows(32).any(|w| w == &bytes[4096..4128]),
+        "raw image bytes in the log"
+    );
+}
+
+/// Standard base64 of a 48-byte slice (a whole number of 3-byte groups).
+fn base64_chunk(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    b.chunks(3)
+        .flat_map(|c| {
+            let n = (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32;
+            [18, 12, 6, 0].map(|s| A[(n >> s & 63) as usize] as char)
+        })
+        .collect()
+}
