@@ -57,7 +57,7 @@ impl AppState {
         }))
     }
 
-    /// Runs the pipeline on the worker pool.
+    /// Runs the pipeline on the worker pool (the request was admitted by `handle`).
     pub(crate) async fn judge(
         &self,
         bytes: Vec<u8>,
@@ -71,7 +71,8 @@ impl AppState {
         self.fetcher.fetch(url, max_bytes).await
     }
 
-    /// Runs one dialect request under the request deadline, and records its outcome.
+    /// Admits one dialect request (or refuses it at once when full), runs it under the
+    /// request deadline, and records its outcome.
     pub(crate) async fn handle<T>(
         &self,
         dialect: &'static str,
@@ -80,9 +81,12 @@ impl AppState {
         outcome: impl Fn(&T) -> &'static str,
     ) -> Result<T, ApiError> {
         let t0 = Instant::now();
-        let res = match tokio::time::timeout(self.cfg.request_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(ApiError::Timeout),
+        let res = match self.workers.admit() {
+            Err(busy) => Err(busy),
+            Ok(_admitted) => match tokio::time::timeout(self.cfg.request_timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(ApiError::Timeout),
+            },
         };
         let label = match &res {
             Ok(v) => outcome(v),

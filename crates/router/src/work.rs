@@ -1,10 +1,11 @@
 //! Decode and inference run off the async runtime, on at most `workers` blocking threads.
-//! At most `queue` more requests may wait; the rest are refused at once with 503 and
-//! Retry-After, so overload never turns into unbounded memory or latency.
+//! A request is admitted before its body is read: at most `workers + queue` are admitted at
+//! once and the rest are refused at once with 503 and Retry-After, without reading their
+//! bodies, so overload costs little and never turns into unbounded memory or latency.
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
@@ -23,28 +24,31 @@ impl Workers {
         }
     }
 
+    /// A place among the admitted requests, held for the request's life.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.admit
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Busy)
+    }
+
+    /// Runs `f` on a blocking thread once one of the `workers` is free.
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let admitted = self
-            .admit
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Busy)?;
         let running = self
             .run
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| ApiError::Internal("worker pool closed".into()))?;
-        // The permits move into the task: if the client goes away, the work still counts
-        // against capacity until it really ends.
+        // The permit moves into the task: if the client goes away, the work still counts
+        // against the workers until it really ends.
         tokio::task::spawn_blocking(move || {
             let out = f();
             drop(running);
-            drop(admitted);
             out
         })
         .await
