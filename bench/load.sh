@@ -37,10 +37,14 @@ sampler=$!
 
 echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); server: 2 workers (cores), queue 16"
 echo "image: $img ($(stat -c %s "$img") bytes), native JSON API"
-for conns in 2 64; do
+for conns in ${CONNS:-2 8 64}; do
   echo "== $conns connections, ${duration}s"
-  wrk -t2 -c$conns -d${duration}s --latency -s "$work/post.lua" http://127.0.0.1:$port/v1/liveness \
-    | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx|Socket errors'
+  wrk -t2 -c$conns -d${duration}s --latency -s "$work/post.lua" http://127.0.0.1:$port/v1/liveness > "$work/wrk.txt"
+  grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx|Socket errors' "$work/wrk.txt"
+  total=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
+  refused=$(awk '/Non-2xx/ {print $5}' "$work/wrk.txt"); refused=${refused:-0}
+  secs=$(awk '/requests in/ {sub(/s,/, "", $4); print $4}' "$work/wrk.txt")
+  echo "   answered 200: $((total - refused)), refused: $refused; goodput $(awk -v n=$((total - refused)) -v s="$secs" 'BEGIN {printf "%.1f", n / s}') req/s"
   echo "   RSS now: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$server/status)"
 done
 
