@@ -73,13 +73,12 @@ impl AppState {
 
     /// Admits one dialect request (or refuses it at once when full), runs it under the
     /// request deadline, and records its outcome.
-    pub(crate) async fn handle<T>(
+    pub(crate) async fn handle(
         &self,
         dialect: &'static str,
         request_id: &str,
-        fut: impl std::future::Future<Output = Result<T, ApiError>>,
-        outcome: impl Fn(&T) -> &'static str,
-    ) -> Result<T, ApiError> {
+        fut: impl std::future::Future<Output = Result<Verdict, ApiError>>,
+    ) -> Result<Verdict, ApiError> {
         let t0 = Instant::now();
         let res = match self.workers.admit() {
             Err(busy) => Err(busy),
@@ -89,7 +88,7 @@ impl AppState {
             },
         };
         let label = match &res {
-            Ok(v) => outcome(v),
+            Ok(v) => outcome_label(v),
             Err(e) => e.mapping().code,
         };
         let secs = t0.elapsed().as_secs_f64();

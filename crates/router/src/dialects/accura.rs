@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::request_id;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{outcome_label, AppState};
+use crate::AppState;
 
 /// The vendor's threshold, in percent.
 const THRESHOLD_PERCENT: f32 = 55.0;
@@ -49,9 +49,7 @@ pub async fn liveness(
 ) -> Response {
     let rid = request_id(&headers);
     let res = state
-        .handle("accura", &rid, run(&state, &headers, req), |v: &Verdict| {
-            outcome_label(v)
-        })
+        .handle("accura", &rid, run(&state, &headers, req))
         .await;
     match res {
         Ok(v) => {
@@ -82,7 +80,7 @@ pub async fn liveness(
                 message: e.public_message(),
                 request_id: rid,
             };
-            super::native::with_retry_after(&e, (m.status, Json(body)).into_response())
+            super::error_response(&e, body)
         }
     }
 }

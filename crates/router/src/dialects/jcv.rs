@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::request_id;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{outcome_label, AppState};
+use crate::AppState;
 
 /// JCV's recommended threshold, kept whatever the model version.
 const THRESHOLD: f32 = 0.5;
@@ -79,11 +79,7 @@ pub async fn liveness(
     req: Request,
 ) -> Response {
     let rid = request_id(&headers);
-    let res = state
-        .handle("jcv", &rid, run(&state, &headers, req), |v: &Verdict| {
-            outcome_label(v)
-        })
-        .await;
+    let res = state.handle("jcv", &rid, run(&state, &headers, req)).await;
     match res {
         Ok(v) => {
             let position = v
@@ -122,7 +118,7 @@ pub async fn liveness(
                 },
                 request_id: rid,
             };
-            super::native::with_retry_after(&e, (m.status, Json(body)).into_response())
+            super::error_response(&e, body)
         }
     }
 }

@@ -8,9 +8,12 @@ pub mod nhn;
 pub mod spoofsense;
 
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use facelive_pipeline::{BBox, Point};
 use serde::Serialize;
 
+use crate::error::ApiError;
 use crate::REQUEST_ID;
 
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
@@ -46,4 +49,15 @@ pub(crate) fn fraction_point(p: &Point, w: u32, h: u32) -> Point {
         x: (p.x / w as f32).clamp(0.0, 1.0),
         y: (p.y / h as f32).clamp(0.0, 1.0),
     }
+}
+
+/// A dialect's error body with the status of the one mapping, and Retry-After where the
+/// mapping asks for it.
+pub(crate) fn error_response(e: &ApiError, body: impl Serialize) -> Response {
+    let mut resp = (e.mapping().status, Json(body)).into_response();
+    if let Some(s) = e.retry_after() {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, s.into());
+    }
+    resp
 }

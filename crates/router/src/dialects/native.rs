@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{fraction_box, request_id, FractionBox};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{outcome_label, AppState};
+use crate::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,9 +83,7 @@ pub async fn check(
 ) -> Response {
     let rid = request_id(&headers);
     let res = state
-        .handle("native", &rid, run(&state, &headers, req), |v: &Verdict| {
-            outcome_label(v)
-        })
+        .handle("native", &rid, run(&state, &headers, req))
         .await;
     match res {
         Ok(v) => Json(render(v, rid)).into_response(),
@@ -215,22 +213,13 @@ fn render(v: Verdict, request_id: String) -> NativeResponse {
     }
 }
 
-pub(crate) fn error_response(e: &ApiError, request_id: String) -> Response {
-    let m = e.mapping();
+fn error_response(e: &ApiError, request_id: String) -> Response {
     let body = ErrorBody {
         request_id,
         error: ErrorDetail {
-            code: m.code,
+            code: e.mapping().code,
             message: e.public_message(),
         },
     };
-    with_retry_after(e, (m.status, Json(body)).into_response())
-}
-
-pub(crate) fn with_retry_after(e: &ApiError, mut resp: Response) -> Response {
-    if let Some(s) = e.retry_after() {
-        resp.headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, s.into());
-    }
-    resp
+    super::error_response(e, body)
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdict};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{fraction_box, fraction_point, request_id, FractionBox};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{outcome_label, AppState};
+use crate::AppState;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,12 +79,7 @@ pub async fn spoofing(
 ) -> Response {
     let rid = request_id(&headers);
     let res = state
-        .handle(
-            "nhn",
-            &rid,
-            run(&state, &app_key, &headers, req),
-            |v: &Verdict| outcome_label(v),
-        )
+        .handle("nhn", &rid, run(&state, &app_key, &headers, req))
         .await
         .and_then(render);
     match res {
@@ -228,11 +223,6 @@ fn render(v: Verdict) -> Result<Data, ApiError> {
 
 fn error_response(e: &ApiError) -> Response {
     let m = e.mapping();
-    let status = if m.status == StatusCode::OK {
-        StatusCode::BAD_REQUEST
-    } else {
-        m.status
-    };
     let body = Body {
         header: Header {
             is_successful: false,
@@ -241,5 +231,5 @@ fn error_response(e: &ApiError) -> Response {
         },
         data: None,
     };
-    super::native::with_retry_after(e, (status, Json(body)).into_response())
+    super::error_response(e, body)
 }

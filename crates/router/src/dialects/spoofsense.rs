@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{outcome_label, AppState};
+use crate::AppState;
 
 #[derive(Deserialize)]
 struct JsonRequest {
@@ -59,12 +59,7 @@ async fn endpoint(
 ) -> Response {
     let rid = super::request_id(&headers);
     let res = state
-        .handle(
-            dialect,
-            &rid,
-            run(&state, &headers, req, threshold),
-            |v: &Verdict| outcome_label(v),
-        )
+        .handle(dialect, &rid, run(&state, &headers, req, threshold))
         .await;
     match res {
         Ok(v) => Json(render(&v)).into_response(),
@@ -76,7 +71,7 @@ async fn endpoint(
                 model_output: None,
                 error_code: Some(m.spoofsense),
             };
-            super::native::with_retry_after(&e, (m.status, Json(body)).into_response())
+            super::error_response(&e, body)
         }
     }
 }
