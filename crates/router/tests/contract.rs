@@ -13,15 +13,6 @@ fn file_part(rel: &str) -> Part {
     Part::bytes(image(rel)).file_name(rel.rsplit('/').next().unwrap().to_string())
 }
 
-async fn body(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
-}
-
 #[tokio::test]
 async fn native_json_and_multipart_give_the_verdict_of_facelive_check() {
     let s = start(config()).await;

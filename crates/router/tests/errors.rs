@@ -14,15 +14,6 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn body(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
-}
-
 /// An engine whose every inference fails: the service must answer, not fall over.
 struct FailingEngine;
 struct FailingModel(Vec<usize>);

@@ -84,6 +84,16 @@ pub async fn start_with(pipeline: Arc<Pipeline>, cfg: ServerConfig, warm: bool) 
     }
 }
 
+/// Status and JSON body of a response.
+pub async fn body(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
 pub fn image(rel: &str) -> Vec<u8> {
     facelive_testdata::read(rel)
 }
