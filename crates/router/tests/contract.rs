@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use facelive_pipeline::{DecisionRule, OperatingPoint};
 use reqwest::multipart::{Form, Part};
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn file_part(rel: &str) -> Part {
     Part::bytes(image(rel)).file_name(rel.rsplit('/').next().unwrap().to_string())
