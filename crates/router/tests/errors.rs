@@ -550,3 +550,34 @@ async fn saturation_is_refused_quickly_with_retry_after() {
     .await;
     assert_eq!(code, 200);
 }
+
+#[tokio::test]
+async fn native_image_urls_are_fetched_within_the_deadline() {
+    let (img_base, _) = image_server();
+    let mut cfg = config();
+    cfg.fetch.timeout = Duration::from_secs(1);
+    cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    let s = start(cfg).await;
+    let url = format!("{}/v1/liveness", s.base);
+    let send = |image_url: String| {
+        s.client
+            .post(&url)
+            .bearer_auth("native-key")
+            .json(&json!({"image": {"url": image_url}}))
+            .send()
+    };
+    let (code, j) = body(send(format!("{img_base}/img/{LIVE}")).await.unwrap()).await;
+    assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
+    let (code, j) = body(send(format!("{img_base}/slow")).await.unwrap()).await;
+    assert_eq!(
+        (code, j["error"]["code"].as_str()),
+        (504, Some("url_timeout")),
+        "{j}"
+    );
+    let (code, j) = body(send(format!("{img_base}/nothing-here")).await.unwrap()).await;
+    assert_eq!(
+        (code, j["error"]["code"].as_str()),
+        (422, Some("url_fetch_failed")),
+        "{j}"
+    );
+}
