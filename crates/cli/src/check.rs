@@ -277,20 +277,26 @@ fn summary(r: &Record) -> String {
                 .collect();
             s += &format!("\n  models    {}", per.join(", "));
         }
-        let q: Vec<String> = v
+        let failed: Vec<String> = v
             .quality
             .iter()
+            .filter(|c| !c.pass)
             .map(|c| {
-                format!(
-                    "{} {:.0} (>= {:.0}) {}",
-                    c.name,
-                    c.value,
-                    c.required,
-                    if c.pass { "ok" } else { "FAIL" }
-                )
+                let bounds = match (c.min, c.max) {
+                    (Some(lo), Some(hi)) => format!("{} to {}", num(lo), num(hi)),
+                    (Some(lo), None) => format!(">= {}", num(lo)),
+                    (None, Some(hi)) => format!("<= {}", num(hi)),
+                    (None, None) => String::new(),
+                };
+                let level = if c.blocks() { "FAIL" } else { "warn" };
+                format!("{level} {} {} ({bounds}): {}", c.name, num(c.value), c.hint)
             })
             .collect();
-        s += &format!("\n  quality   {}", q.join(", "));
+        if failed.is_empty() {
+            s += &format!("\n  quality   all {} checks pass", v.quality.len());
+        } else {
+            s += &format!("\n  quality   {}", failed.join("\n            "));
+        }
         let t = &v.timings;
         s += &format!(
             "\n  timings   decode {:.1} ms, detect {:.1} ms, judge {:.1} ms, total {:.1} ms",
@@ -298,4 +304,13 @@ fn summary(r: &Record) -> String {
         );
     }
     s
+}
+
+/// A measured value, with as many decimals as its size needs.
+fn num(v: f64) -> String {
+    if v.abs() >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }

@@ -282,11 +282,20 @@ impl Pipeline {
                 }
             }
         };
-        verdict
-            .quality
-            .extend(face_checks(&self.cfg.quality, &judged.bbox));
-        let blocked = verdict.quality.iter().find(|c| c.blocks()).map(|c| c.name);
         let work_box = judged.bbox.scaled(sx, sy);
+        verdict.quality.extend(quality::judged_face_checks(
+            &self.cfg.quality,
+            &quality::FaceContext {
+                image: &ing.image,
+                work_box,
+                bbox: judged.bbox,
+                landmarks: judged.landmarks.as_ref(),
+                image_width: ing.info.width,
+                image_height: ing.info.height,
+                faces: verdict.faces.len().max(1),
+            },
+        ));
+        let blocked = verdict.quality.iter().find(|c| c.blocks()).map(|c| c.name);
         verdict.face = Some(judged);
         if let Some(name) = blocked {
             verdict.retry_reason = Some(name.to_string());
