@@ -104,7 +104,7 @@ pub fn document() -> Value {
             "Verdict": {"type": "object", "properties": {
                 "request_id": {"type": "string"},
                 "outcome": {"enum": ["live", "spoof", "retry"]},
-                "retry_reason": {"type": ["string", "null"], "description": "no_face or the failed quality check"},
+                "retry_reason": {"type": ["string", "null"], "description": "no_face or the name of the failed enforced quality check"},
                 "live_score": {"type": ["number", "null"]},
                 "threshold": {"type": "number"},
                 "operating_point": {"type": ["string", "null"]},
@@ -118,7 +118,7 @@ pub fn document() -> Value {
                 }},
                 "other_faces": {"type": "array"},
                 "per_model": {"type": "array", "items": {"type": "object", "properties": {"model": {"type": "string"}, "live_score": {"type": "number"}}}},
-                "quality": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "number"}, "required": {"type": "number"}, "comparison": {"type": "string"}, "pass": {"type": "boolean"}, "policy": {"enum": ["off", "warn", "enforce"]}, "hint": {"type": "string"}}}},
+                "quality": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "description": "image_size, face_size, face_padding, face_share, eye_distance, yaw, pitch, roll, brightness, exposure, sharpness, face_count"}, "value": {"type": "number"}, "min": {"type": ["number", "null"]}, "max": {"type": ["number", "null"]}, "pass": {"type": "boolean"}, "policy": {"enum": ["off", "warn", "enforce"]}, "hint": {"type": "string"}}}},
                 "image": {"type": "object"},
                 "timings": {"type": "object", "properties": {"decode_ms": {"type": "number"}, "detect_ms": {"type": "number"}, "judge_ms": {"type": "number"}, "total_ms": {"type": "number"}}}
             }}

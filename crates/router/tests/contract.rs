@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use facelive_pipeline::{DecisionRule, OperatingPoint};
 use reqwest::multipart::{Form, Part};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn file_part(rel: &str) -> Part {
     Part::bytes(image(rel)).file_name(rel.rsplit('/').next().unwrap().to_string())
@@ -467,4 +467,112 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     server.await.unwrap().unwrap();
     // And the server is gone.
     assert!(client.get(format!("{base}/health")).send().await.is_err());
+}
+
+/// A pipeline that finds every image too blurred to judge: an enforced quality failure.
+fn blur_intolerant() -> std::sync::Arc<facelive_pipeline::Pipeline> {
+    let mut cfg = facelive_pipeline::PipelineConfig::new(facelive_testdata::models_dir());
+    cfg.quality.min_sharpness = 1e12;
+    std::sync::Arc::new(
+        facelive_pipeline::Pipeline::load(
+            cfg,
+            &facelive_models::Manifest::builtin(),
+            facelive_backends::default_backend(),
+        )
+        .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_enforced_quality_failure_is_retry_in_every_dialect_never_spoof() {
+    let s = start_with(blur_intolerant(), config(), true).await;
+    let data = b64(&image(LIVE));
+    let (code, native) = body(
+        s.client
+            .post(format!("{}/v1/liveness", s.base))
+            .bearer_auth("native-key")
+            .json(&json!({"image": {"base64": data}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(native["outcome"], "retry");
+    assert_eq!(native["retry_reason"], "sharpness");
+    assert!(native["live_score"].is_null());
+    let failed: Vec<&Value> = native["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pass"] == false && c["policy"] == "enforce")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["hint"], "hold still");
+
+    // NHN: the face is not analysed, so it is not reported (never "spoofing": true).
+    let (code, nhn) = body(
+        s.client
+            .post(format!("{}/v1.0/appkeys/app1/spoofing", s.base))
+            .header("Authorization", "secret1")
+            .json(&json!({"image": {"bytes": data}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(nhn["header"]["isSuccessful"], true);
+    assert_eq!(nhn["data"]["faceDetailCount"], 0);
+
+    let (_, accura) = body(
+        s.client
+            .post(format!("{}/v2/api/liveness", s.base))
+            .header("Api-Key", "accura-key")
+            .multipart(Form::new().part("liveness_image", file_part(LIVE)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(accura["liveness_status"], "retry");
+    assert_eq!(accura["message"], "hold still");
+    assert!(accura["liveness_score"].is_null());
+
+    let (_, jcv) = body(
+        s.client
+            .post(format!("{}/v1/jcv/liveness", s.base))
+            .header("X-API-Key", "jcv-key")
+            .json(&json!({"images": [{"index": 0, "type": "RGB", "data": data}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (jcv["status"].as_str(), jcv["live"].as_bool()),
+        (Some("retry"), Some(false))
+    );
+    assert_eq!(jcv["retry_reason"], "sharpness");
+    assert!(
+        jcv["position"]["width"].as_i64().unwrap() > 0,
+        "the face's position is still given"
+    );
+
+    let (_, ss) = body(
+        s.client
+            .post(format!("{}/antispoofing", s.base))
+            .header("x-api-key", "ss-key")
+            .json(&json!({"data": data}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (ss["success"].as_bool(), ss["error_code"].as_str()),
+        (Some(false), Some("IMAGE_BLURRY"))
+    );
+    assert_eq!(ss["message"], "hold still");
+    assert!(ss["model_output"].is_null());
 }

@@ -55,9 +55,7 @@ pub async fn liveness(
         Ok(v) => {
             let percent = v.live_score.map(|s| (s * 10000.0).round() / 100.0);
             let (status, message) = match (v.outcome, percent) {
-                (Outcome::Retry, _) | (_, None) => {
-                    ("retry", "the face cannot be judged; take another photo")
-                }
+                (Outcome::Retry, _) | (_, None) => ("retry", super::retry_message(&v)),
                 (_, Some(p)) if p > THRESHOLD_PERCENT => ("live", "live face"),
                 _ => ("spoof", "presentation attack"),
             };

@@ -10,7 +10,7 @@ pub mod spoofsense;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{BBox, Point};
+use facelive_pipeline::{BBox, Point, Verdict};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -60,4 +60,18 @@ pub(crate) fn error_response(e: &ApiError, body: impl Serialize) -> Response {
             .insert(axum::http::header::RETRY_AFTER, s.into());
     }
     resp
+}
+
+/// What to tell the user when the image cannot be judged: the hint of the failed check.
+pub(crate) fn retry_message(v: &Verdict) -> &'static str {
+    let reason = v.retry_reason.as_deref();
+    match reason {
+        Some("no_face") => "no face was found; face the camera",
+        _ => v
+            .quality
+            .iter()
+            .find(|c| Some(c.name) == reason)
+            .map(|c| c.hint)
+            .unwrap_or("the image cannot be judged; take another photo"),
+    }
 }

@@ -1,8 +1,9 @@
 //! SpoofSense: `POST /antispoofing` and `POST /robust`, `x-api-key` header, JSON
 //! `{"data": "<base64>"}`; `{"success", "message", "model_output": {"pred_idx": "real" |
 //! "spoof", "prob_real"}}`. Thresholds on prob_real: 0.55 (/antispoofing), 0.50 (/robust).
-//! A face that cannot be judged answers `success: false` with FACE_NOT_DETECTED,
-//! FACE_TOO_SMALL or IMAGE_TOO_SMALL; bodies over the limit get 413.
+//! A face that cannot be judged answers `success: false` with an error_code naming why
+//! (FACE_NOT_DETECTED, FACE_TOO_SMALL, FACE_NOT_FRONTAL, POOR_LIGHTING, IMAGE_BLURRY, ...) and
+//! the check's hint as message; bodies over the limit get 413.
 
 use std::sync::Arc;
 
@@ -114,25 +115,29 @@ async fn run(
         .await
 }
 
+/// SpoofSense's code for an image that cannot be judged, by the reason facelive found.
+fn retry_code(reason: Option<&str>) -> &'static str {
+    match reason {
+        Some("no_face") => "FACE_NOT_DETECTED",
+        Some("face_size" | "eye_distance" | "face_share") => "FACE_TOO_SMALL",
+        Some("image_size") => "IMAGE_TOO_SMALL",
+        Some("yaw" | "pitch" | "roll") => "FACE_NOT_FRONTAL",
+        Some("brightness" | "exposure") => "POOR_LIGHTING",
+        Some("sharpness") => "IMAGE_BLURRY",
+        Some("face_padding") => "FACE_TOO_CLOSE_TO_EDGE",
+        Some("face_count") => "MULTIPLE_FACES",
+        _ => "LOW_QUALITY_IMAGE",
+    }
+}
+
 fn render(v: &Verdict) -> Body {
     match (v.outcome, v.live_score) {
-        (Outcome::Retry, _) | (_, None) => {
-            let (code, message) = match v.retry_reason.as_deref() {
-                Some("no_face") => ("FACE_NOT_DETECTED", "no face was detected"),
-                Some("face_size") => ("FACE_TOO_SMALL", "the face is too small; move closer"),
-                Some("image_size") => ("IMAGE_TOO_SMALL", "the image is too small"),
-                _ => (
-                    "LOW_QUALITY_IMAGE",
-                    "the image cannot be judged; take another photo",
-                ),
-            };
-            Body {
-                success: false,
-                message: message.into(),
-                model_output: None,
-                error_code: Some(code),
-            }
-        }
+        (Outcome::Retry, _) | (_, None) => Body {
+            success: false,
+            message: super::retry_message(v).into(),
+            model_output: None,
+            error_code: Some(retry_code(v.retry_reason.as_deref())),
+        },
         (outcome, Some(p)) => Body {
             success: true,
             message: "ok".into(),
