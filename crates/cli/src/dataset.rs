@@ -1,5 +1,6 @@
 //! Labelled image sets: a manifest CSV (`file,label,attack_type,...` with paths relative to
-//! the CSV's folder) or a folder with `live/` and `spoof/` subfolders.
+//! the CSV's folder) or a folder with `live/` and `spoof/` subfolders (a folder inside
+//! `spoof/` names the attack species).
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +13,16 @@ pub struct Item {
     /// As written in the manifest (relative path), for reports.
     pub name: String,
     pub label: String,
+    /// Attack species (`print`, `replay`, ...); `none` for bona fide images.
+    pub attack_type: String,
 }
 
 #[derive(Deserialize)]
 struct Row {
     file: String,
     label: String,
+    #[serde(default)]
+    attack_type: String,
 }
 
 pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
@@ -34,6 +39,11 @@ pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
             path: root.join(&row.file),
             name: row.file,
             label: row.label,
+            attack_type: if row.attack_type.is_empty() {
+                "unspecified".into()
+            } else {
+                row.attack_type
+            },
         });
     }
     Ok(items)
@@ -48,10 +58,17 @@ fn load_dir(root: &Path) -> anyhow::Result<Vec<Item>> {
         }
         walk(&dir, &mut |p| {
             let rel = p.strip_prefix(root).unwrap_or(p);
+            let parts: Vec<_> = rel.components().collect();
+            let attack_type = match (label, parts.len()) {
+                ("live", _) => "none".to_string(),
+                (_, n) if n > 2 => parts[1].as_os_str().to_string_lossy().into_owned(),
+                _ => "unspecified".to_string(),
+            };
             items.push(Item {
                 path: p.to_path_buf(),
                 name: rel.display().to_string(),
                 label: label.into(),
+                attack_type,
             });
         })?;
     }

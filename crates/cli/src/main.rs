@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod config;
 mod dataset;
+mod eval;
 mod models_cmd;
 mod serve;
 
@@ -39,6 +40,8 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Measure per-image latency and throughput over a labelled set or folder.
     Bench(bench::BenchArgs),
+    /// Evaluate over a labelled set: APCER per species, BPCER, ACER, EER, BPCER@APCER.
+    Eval(eval::EvalArgs),
     /// Serve the native API and the NHN, Accura, JCV and SpoofSense dialects over HTTP.
     Serve(serve::ServeArgs),
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.pipeline, args),
         Command::Models(cmd) => models_cmd::run(&cli.pipeline, cmd),
         Command::Bench(args) => bench::run(&cli.pipeline, args),
+        Command::Eval(args) => eval::run(&cli.pipeline, args),
         Command::Serve(args) => {
             let sub = matches
                 .subcommand_matches("serve")

@@ -1,0 +1,292 @@
+//! Presentation attack detection metrics in ISO/IEC 30107-3 terms, over labelled results.
+//!
+//! A result is an attack (with its species) or a bona fide presentation, and either a live
+//! score or a failure to acquire (no face, unreadable image, failed quality check). At a
+//! threshold, an attack is accepted when its score is at least the threshold; a bona fide
+//! presentation is rejected when its score is below it or it was not acquired (a real user
+//! turned away is turned away, whatever the reason). Every rate comes with a 95% Wilson
+//! score interval.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    BonaFide,
+    Attack { species: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    NoFace,
+    Unreadable,
+    Quality,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub label: Label,
+    /// The live score, or why none was produced.
+    pub score: Result<f32, Failure>,
+}
+
+/// A proportion with its 95% Wilson score interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    pub count: usize,
+    pub total: usize,
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+impl Rate {
+    pub fn new(count: usize, total: usize) -> Rate {
+        if total == 0 {
+            return Rate {
+                count,
+                total,
+                value: 0.0,
+                ci_low: 0.0,
+                ci_high: 1.0,
+            };
+        }
+        let (n, p, z) = (total as f64, count as f64 / total as f64, 1.959964);
+        let denom = 1.0 + z * z / n;
+        let centre = (p + z * z / (2.0 * n)) / denom;
+        let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+        Rate {
+            count,
+            total,
+            value: p,
+            ci_low: (centre - half).max(0.0),
+            ci_high: (centre + half).min(1.0),
+        }
+    }
+}
+
+/// Error rates at one threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct AtThreshold {
+    pub threshold: f32,
+    /// APCER of each attack species.
+    pub apcer_by_species: BTreeMap<String, Rate>,
+    /// The worst species' APCER: the ISO headline.
+    pub apcer_worst: Rate,
+    /// All attack presentations pooled.
+    pub apcer_pooled: Rate,
+    pub bpcer: Rate,
+    /// Mean of the worst-species APCER and BPCER.
+    pub acer: f64,
+}
+
+/// Failures to acquire, by kind, separately for bona fide and attack presentations.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acquisition {
+    pub bona_fide: BTreeMap<Failure, Rate>,
+    pub attacks: BTreeMap<Failure, Rate>,
+}
+
+pub struct Evaluation<'a> {
+    samples: &'a [Sample],
+    bona_fide: usize,
+    species: BTreeMap<String, usize>,
+}
+
+impl<'a> Evaluation<'a> {
+    pub fn new(samples: &'a [Sample]) -> Self {
+        let mut species = BTreeMap::new();
+        let mut bona_fide = 0;
+        for s in samples {
+            match &s.label {
+                Label::BonaFide => bona_fide += 1,
+                Label::Attack { species: sp } => *species.entry(sp.clone()).or_insert(0) += 1,
+            }
+        }
+        Self {
+            samples,
+            bona_fide,
+            species,
+        }
+    }
+
+    pub fn at(&self, t: f32) -> AtThreshold {
+        let mut accepted: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut rejected = 0;
+        for s in self.samples {
+            let live = matches!(s.score, Ok(v) if v >= t);
+            match &s.label {
+                Label::BonaFide => rejected += !live as usize,
+                Label::Attack { species } => *accepted.entry(species).or_insert(0) += live as usize,
+            }
+        }
+        let by: BTreeMap<String, Rate> = self
+            .species
+            .iter()
+            .map(|(k, &n)| {
+                (
+                    k.clone(),
+                    Rate::new(*accepted.get(k.as_str()).unwrap_or(&0), n),
+                )
+            })
+            .collect();
+        let worst = by
+            .values()
+            .copied()
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+            .unwrap_or(Rate::new(0, 0));
+        let attacks: usize = self.species.values().sum();
+        let bpcer = Rate::new(rejected, self.bona_fide);
+        AtThreshold {
+            threshold: t,
+            apcer_pooled: Rate::new(accepted.values().sum(), attacks),
+            apcer_by_species: by,
+            acer: (worst.value + bpcer.value) / 2.0,
+            apcer_worst: worst,
+            bpcer,
+        }
+    }
+
+    /// Every threshold at which a decision changes, plus 0 and just above 1.
+    fn candidates(&self) -> Vec<f32> {
+        let mut t: Vec<f32> = self.samples.iter().filter_map(|s| s.score.ok()).collect();
+        t.push(0.0);
+        t.push(f32::from_bits(1.0f32.to_bits() + 1));
+        t.sort_by(f32::total_cmp);
+        t.dedup();
+        t
+    }
+
+    /// The lowest threshold whose worst-species APCER is at most `target`, and the rates there:
+    /// BPCER@APCER=target.
+    pub fn at_apcer(&self, target: f64) -> AtThreshold {
+        self.candidates()
+            .into_iter()
+            .map(|t| self.at(t))
+            .find(|r| r.apcer_worst.value <= target + 1e-12)
+            .expect("above every score nothing is accepted")
+    }
+
+    /// Equal error rate: where worst-species APCER and BPCER cross (their mean at the
+    /// threshold where they are closest).
+    pub fn eer(&self) -> (f32, f64) {
+        self.candidates()
+            .into_iter()
+            .map(|t| self.at(t))
+            .min_by(|a, b| {
+                let d = |r: &AtThreshold| (r.apcer_worst.value - r.bpcer.value).abs();
+                d(a).total_cmp(&d(b))
+            })
+            .map(|r| (r.threshold, (r.apcer_worst.value + r.bpcer.value) / 2.0))
+            .unwrap_or((0.5, 0.0))
+    }
+
+    pub fn acquisition(&self) -> Acquisition {
+        let mut bf: BTreeMap<Failure, usize> = BTreeMap::new();
+        let mut at: BTreeMap<Failure, usize> = BTreeMap::new();
+        for s in self.samples {
+            if let Err(f) = s.score {
+                match s.label {
+                    Label::BonaFide => *bf.entry(f).or_insert(0) += 1,
+                    Label::Attack { .. } => *at.entry(f).or_insert(0) += 1,
+                }
+            }
+        }
+        let attacks: usize = self.species.values().sum();
+        let all = [Failure::NoFace, Failure::Unreadable, Failure::Quality];
+        Acquisition {
+            bona_fide: all
+                .iter()
+                .map(|f| (*f, Rate::new(*bf.get(f).unwrap_or(&0), self.bona_fide)))
+                .collect(),
+            attacks: all
+                .iter()
+                .map(|f| (*f, Rate::new(*at.get(f).unwrap_or(&0), attacks)))
+                .collect(),
+        }
+    }
+
+    /// (threshold, worst-species APCER, BPCER) at every decision change: the DET curve.
+    pub fn curve(&self) -> Vec<(f32, f64, f64)> {
+        self.candidates()
+            .into_iter()
+            .map(|t| {
+                let r = self.at(t);
+                (t, r.apcer_worst.value, r.bpcer.value)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bf(s: f32) -> Sample {
+        Sample {
+            label: Label::BonaFide,
+            score: Ok(s),
+        }
+    }
+    fn atk(sp: &str, s: f32) -> Sample {
+        Sample {
+            label: Label::Attack { species: sp.into() },
+            score: Ok(s),
+        }
+    }
+
+    #[test]
+    fn wilson_interval_matches_known_values() {
+        let r = Rate::new(5, 100);
+        assert!(
+            (r.ci_low - 0.0215).abs() < 5e-4 && (r.ci_high - 0.1118).abs() < 5e-4,
+            "{r:?}"
+        );
+        let zero = Rate::new(0, 20);
+        assert_eq!(zero.ci_low, 0.0);
+        assert!((zero.ci_high - 0.1611).abs() < 5e-4, "{zero:?}");
+    }
+
+    #[test]
+    fn rates_follow_the_iso_definitions() {
+        let s = vec![
+            bf(0.9),
+            bf(0.8),
+            bf(0.3),
+            Sample {
+                label: Label::BonaFide,
+                score: Err(Failure::NoFace),
+            },
+            atk("print", 0.1),
+            atk("print", 0.6),
+            atk("replay", 0.2),
+            atk("replay", 0.4),
+            Sample {
+                label: Label::Attack {
+                    species: "replay".into(),
+                },
+                score: Err(Failure::Quality),
+            },
+        ];
+        let e = Evaluation::new(&s);
+        let r = e.at(0.5);
+        assert_eq!(r.apcer_by_species["print"].count, 1);
+        assert_eq!(r.apcer_by_species["replay"].count, 0);
+        assert_eq!(r.apcer_worst.value, 0.5);
+        assert_eq!((r.apcer_pooled.count, r.apcer_pooled.total), (1, 5));
+        // The bona fide image with no face counts as rejected.
+        assert_eq!((r.bpcer.count, r.bpcer.total), (2, 4));
+        assert_eq!(r.acer, 0.5);
+        // Lowest threshold accepting no attack: just above 0.6.
+        let z = e.at_apcer(0.0);
+        assert!(z.threshold > 0.6 && z.threshold <= 0.8, "{}", z.threshold);
+        assert_eq!(z.bpcer.count, 2);
+        let fta = e.acquisition();
+        assert_eq!(fta.bona_fide[&Failure::NoFace].count, 1);
+        assert_eq!(fta.attacks[&Failure::Quality].count, 1);
+        let (t, eer) = e.eer();
+        assert!((0.0..=1.0).contains(&eer) && t > 0.0, "{t} {eer}");
+    }
+}
