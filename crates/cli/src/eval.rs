@@ -24,6 +24,56 @@ pub struct EvalArgs {
     /// Images judged at once (default: all cores).
     #[arg(long, env = "FACELIVE_THREADS")]
     pub threads: Option<usize>,
+    /// Evaluate another system's scores instead of running the pipeline: a CSV with
+    /// `file,label,attack_type,status,live_score` (the reference pipeline's format; status
+    /// `ok`, `no_face` or `decode_error`).
+    #[arg(long, value_name = "CSV")]
+    pub scores: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct ScoreRow {
+    file: String,
+    label: String,
+    attack_type: String,
+    status: String,
+    live_score: Option<f32>,
+}
+
+/// Samples from a score file, for the rows of the set being evaluated.
+fn samples_from_scores(
+    path: &std::path::Path,
+    items: &[dataset::Item],
+) -> anyhow::Result<Vec<(Sample, String)>> {
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let rows: std::collections::HashMap<String, ScoreRow> = rdr
+        .deserialize::<ScoreRow>()
+        .map(|r| r.map(|r| (r.file.clone(), r)))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    items
+        .iter()
+        .map(|item| {
+            let r = rows
+                .get(&item.name)
+                .with_context(|| format!("{} has no row for {}", path.display(), item.name))?;
+            let label = if r.label == "live" {
+                Label::BonaFide
+            } else {
+                Label::Attack {
+                    species: r.attack_type.clone(),
+                }
+            };
+            let score = match (r.status.as_str(), r.live_score) {
+                ("ok", Some(v)) => Ok(v),
+                ("no_face", _) => Err(Failure::NoFace),
+                ("ok", None) | ("decode_error", _) => Err(Failure::Unreadable),
+                _ => Err(Failure::Quality),
+            };
+            Ok((Sample { label, score }, r.status.clone()))
+        })
+        .collect()
 }
 
 fn pct(r: &Rate) -> String {
@@ -61,40 +111,44 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         rule: DecisionRule::Threshold(0.0),
         ..Default::default()
     };
-    let results: Vec<(Sample, String)> = pool.install(|| {
-        items
-            .par_iter()
-            .map(|item| {
-                let res = std::fs::read(&item.path)
-                    .map_err(|_| Failure::Unreadable)
-                    .and_then(|b| pipeline.check(&b, &opts).map_err(|_| Failure::Unreadable));
-                let (score, note) = match res {
-                    Ok(v) if v.outcome != Outcome::Retry => {
-                        (Ok(v.live_score.unwrap_or(0.0)), String::new())
-                    }
-                    Ok(v) => {
-                        let reason = v.retry_reason.unwrap_or_default();
-                        let f = if reason == "no_face" {
-                            Failure::NoFace
-                        } else {
-                            Failure::Quality
-                        };
-                        (Err(f), reason)
-                    }
-                    Err(f) => (Err(f), "unreadable".to_string()),
-                };
-                bar.inc(1);
-                let label = if item.label == "live" {
-                    Label::BonaFide
-                } else {
-                    Label::Attack {
-                        species: item.attack_type.clone(),
-                    }
-                };
-                (Sample { label, score }, note)
-            })
-            .collect()
-    });
+    let results: Vec<(Sample, String)> = if let Some(path) = &a.scores {
+        samples_from_scores(path, &items)?
+    } else {
+        pool.install(|| {
+            items
+                .par_iter()
+                .map(|item| {
+                    let res = std::fs::read(&item.path)
+                        .map_err(|_| Failure::Unreadable)
+                        .and_then(|b| pipeline.check(&b, &opts).map_err(|_| Failure::Unreadable));
+                    let (score, note) = match res {
+                        Ok(v) if v.outcome != Outcome::Retry => {
+                            (Ok(v.live_score.unwrap_or(0.0)), String::new())
+                        }
+                        Ok(v) => {
+                            let reason = v.retry_reason.unwrap_or_default();
+                            let f = if reason == "no_face" {
+                                Failure::NoFace
+                            } else {
+                                Failure::Quality
+                            };
+                            (Err(f), reason)
+                        }
+                        Err(f) => (Err(f), "unreadable".to_string()),
+                    };
+                    bar.inc(1);
+                    let label = if item.label == "live" {
+                        Label::BonaFide
+                    } else {
+                        Label::Attack {
+                            species: item.attack_type.clone(),
+                        }
+                    };
+                    (Sample { label, score }, note)
+                })
+                .collect()
+        })
+    };
     bar.finish_and_clear();
     let samples: Vec<Sample> = results.iter().map(|(s, _)| s.clone()).collect();
     let e = Evaluation::new(&samples);
@@ -113,11 +167,18 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
 
     let mut md = String::new();
     writeln!(md, "# facelive evaluation\n")?;
-    writeln!(md, "Set: `{}` — {} images ({} bona fide, {} attacks). Model pack {} {}. Rates with 95% Wilson intervals; a bona fide image not acquired (no face, unreadable, failed quality) counts as rejected, an attack not acquired as not accepted.\n",
+    let system = match &a.scores {
+        Some(p) => format!("Scores from `{}`", p.display()),
+        None => format!(
+            "Model pack {} {}",
+            pipeline.model_pack().name,
+            pipeline.model_pack().version
+        ),
+    };
+    writeln!(md, "Set: `{}` — {} images ({} bona fide, {} attacks). {system}. Rates with 95% Wilson intervals; a bona fide image not acquired (no face, unreadable, failed quality) counts as rejected, an attack not acquired as not accepted.\n",
         a.source.display(), samples.len(),
         samples.iter().filter(|s| s.label == Label::BonaFide).count(),
-        samples.iter().filter(|s| s.label != Label::BonaFide).count(),
-        pipeline.model_pack().name, pipeline.model_pack().version)?;
+        samples.iter().filter(|s| s.label != Label::BonaFide).count())?;
     let species: Vec<String> = points[0].1.apcer_by_species.keys().cloned().collect();
     writeln!(
         md,

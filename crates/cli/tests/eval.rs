@@ -90,3 +90,31 @@ fn eval_reads_species_from_spoof_subfolders() {
     );
     assert!(md.contains("2 bona fide, 2 attacks"), "{md}");
 }
+
+#[test]
+fn eval_scores_another_systems_results_in_the_same_terms() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env("FACELIVE_MODELS_DIR", models_dir())
+        .arg("eval")
+        .arg(dev_dir().join("manifest.csv"))
+        .arg("--scores")
+        .arg(dev_dir().join("reference_scores.csv"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let j: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let at = j["operating_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "0.5")
+        .unwrap();
+    // What refpeer.py prints for the same set at 0.5: APCER 0.022 pooled, BPCER 0.158.
+    assert_eq!(at["rates"]["apcer_pooled"]["count"], 2);
+    assert_eq!(at["rates"]["bpcer"]["count"], 16);
+    assert_eq!(j["failures_to_acquire"]["bona_fide"]["no_face"]["count"], 1);
+}
