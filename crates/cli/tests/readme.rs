@@ -64,8 +64,9 @@ fn readme_curl_examples_work_against_the_readme_server_command() {
         .port();
     let here = format!("127.0.0.1:{port}");
     let bin = env!("CARGO_BIN_EXE_facelive");
+    // `exec`, so the server replaces the shell and is the process killed at the end.
     let script = serve
-        .replace("./target/release/facelive", bin)
+        .replace("./target/release/facelive", &format!("exec {bin}"))
         .replace("127.0.0.1:8080", &here);
     let _server = Killed(
         Command::new("bash")
