@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::face::{BBox, Landmarks};
 use crate::image::RgbImage;
-use crate::ingest::area_downscale;
+use crate::ingest::downscale_region;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -206,23 +206,15 @@ fn face_stats(img: &RgbImage, b: &BBox) -> Option<FaceStats> {
         return None;
     }
     let (w, h) = (x1 - x0, y1 - y0);
-    let mut region = Vec::with_capacity((w * h * 3) as usize);
-    for y in y0..y1 {
-        let row = (y * img.width + x0) as usize * 3;
-        region.extend_from_slice(&img.data[row..row + w as usize * 3]);
-    }
-    let region = RgbImage::new(w, h, region);
-    let luma = |p: &[u8]| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
-    let n = (w * h) as f64;
-    let (mut sum, mut clipped) = (0.0, 0usize);
-    for p in region.data.chunks_exact(3) {
-        let l = luma(p);
-        sum += l;
-        clipped += (!(8.0..=247.0).contains(&l)) as usize;
-    }
+    // Everything is measured on the face region shrunk to a fixed square: the cost does not
+    // grow with the photo, and sharpness does not depend on the face's size in pixels.
     let side = SHARPNESS_SIDE.min(w).min(h);
-    let small = area_downscale(&region, side, side);
+    let small = downscale_region(img, (x0, y0, w, h), side, side);
+    let luma = |p: &[u8]| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
     let g: Vec<f64> = small.data.chunks_exact(3).map(luma).collect();
+    let n = g.len() as f64;
+    let sum: f64 = g.iter().sum();
+    let clipped = g.iter().filter(|l| !(8.0..=247.0).contains(*l)).count();
     let s = side as usize;
     let mut lap = Vec::with_capacity(s * s);
     for y in 1..s - 1 {

@@ -12,7 +12,7 @@ mod resize;
 mod sniff;
 
 pub use orient::apply as apply_orientation;
-pub use resize::{area_downscale, downscale};
+pub use resize::{area_downscale, downscale, downscale_region};
 pub use sniff::{sniff, Format};
 
 use serde::Serialize;

@@ -21,6 +21,26 @@ pub fn downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     RgbImage::new(width, height, dst.into_vec())
 }
 
+/// Shrinks the region `(x, y, w, h)` of `img` to `width` x `height` with the SIMD resizer,
+/// reading the region in place (no copy of it is made).
+pub fn downscale_region(
+    img: &RgbImage,
+    (x, y, w, h): (u32, u32, u32, u32),
+    width: u32,
+    height: u32,
+) -> RgbImage {
+    let src = ImageRef::new(img.width, img.height, &img.data, PixelType::U8x3)
+        .expect("RgbImage buffers always match their size");
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let opts = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Box))
+        .crop(x as f64, y as f64, w as f64, h as f64);
+    Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type on both sides");
+    RgbImage::new(width, height, dst.into_vec())
+}
+
 /// Area-weighted shrink (OpenCV INTER_AREA semantics: each output pixel is the mean of the
 /// source area it covers, partial pixels weighted by coverage). The detector input is made
 /// this way because the detector's boxes, and through them the anti-spoof scores, move with
