@@ -87,16 +87,21 @@ fn pct(r: &Rate) -> String {
     )
 }
 
-pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = crate::load_pipeline(args)?;
-    let items: Vec<_> = dataset::load(&a.source)?
+/// Labelled samples of a set: the pipeline's verdicts, or another system's score file.
+fn collect(
+    pipeline: &facelive_pipeline::Pipeline,
+    source: &std::path::Path,
+    scores: Option<&std::path::Path>,
+    threads: Option<usize>,
+) -> anyhow::Result<(Vec<dataset::Item>, Vec<(Sample, String)>)> {
+    let items: Vec<_> = dataset::load(source)?
         .into_iter()
         .filter(|i| i.label == "live" || i.label == "spoof")
         .collect();
     anyhow::ensure!(
         !items.is_empty(),
         "no live or spoof images in {}",
-        a.source.display()
+        source.display()
     );
     let bar = indicatif::ProgressBar::new(items.len() as u64);
     bar.set_style(
@@ -104,14 +109,14 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             .expect("valid template"),
     );
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
+        .num_threads(threads.unwrap_or(0))
         .build()?;
     // Threshold 0: every judged image gets its score; decisions are made here.
     let opts = CheckOptions {
         rule: DecisionRule::Threshold(0.0),
         ..Default::default()
     };
-    let results: Vec<(Sample, String)> = if let Some(path) = &a.scores {
+    let results: Vec<(Sample, String)> = if let Some(path) = scores {
         samples_from_scores(path, &items)?
     } else {
         pool.install(|| {
@@ -150,6 +155,12 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         })
     };
     bar.finish_and_clear();
+    Ok((items, results))
+}
+
+pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = crate::load_pipeline(args)?;
+    let (items, results) = collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?;
     let samples: Vec<Sample> = results.iter().map(|(s, _)| s.clone()).collect();
     let e = Evaluation::new(&samples);
     let thresholds = &pipeline.config().thresholds;
@@ -262,5 +273,104 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(dir.join("scores.csv"), csv)?;
         eprintln!("report written to {}", dir.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A manifest CSV or a folder with live/ and spoof/<species>/.
+    pub source: PathBuf,
+    /// Target APCER of each operating point.
+    #[arg(long, default_value_t = 0.05)]
+    pub weak: f64,
+    #[arg(long, default_value_t = 0.025)]
+    pub balanced: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub strict: f64,
+    /// Which APCER meets the targets: `pooled` over all attacks, or the `worst` species
+    /// (ISO's headline; needs many attacks of every species to be meaningful).
+    #[arg(long, default_value = "pooled", value_parser = ["pooled", "worst"])]
+    pub apcer: String,
+    /// Thresholds are multiples of this.
+    #[arg(long, default_value_t = 0.05)]
+    pub step: f32,
+    /// Calibrate from another system's score file (see `facelive eval --scores`).
+    #[arg(long, value_name = "CSV")]
+    pub scores: Option<PathBuf>,
+    /// The TOML file to write the thresholds into (its other settings are kept); default:
+    /// the configuration file in use, else facelive.toml.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    /// Print the thresholds without writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, env = "FACELIVE_THREADS")]
+    pub threads: Option<usize>,
+}
+
+/// `facelive calibrate`: thresholds of weak, balanced and strict for target APCERs, written
+/// where `check` and `serve` read them.
+pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        a.step > 0.0 && a.step <= 0.5,
+        "--step must be within (0, 0.5]"
+    );
+    let pipeline = crate::load_pipeline(args)?;
+    let (_, results) = collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?;
+    let samples: Vec<Sample> = results.into_iter().map(|(s, _)| s).collect();
+    let e = Evaluation::new(&samples);
+    let worst = a.apcer == "worst";
+    let pick = |r: &AtThreshold| {
+        if worst {
+            r.apcer_worst.value
+        } else {
+            r.apcer_pooled.value
+        }
+    };
+    let mut chosen = Vec::new();
+    for (name, target) in [
+        ("weak", a.weak),
+        ("balanced", a.balanced),
+        ("strict", a.strict),
+    ] {
+        let r = e.threshold_for(target, a.step, pick);
+        println!(
+            "{name:<9} target APCER ({}) <= {:.3}: threshold {:.2} (APCER {:.3}, worst species {:.3}, BPCER {:.3})",
+            a.apcer, target, r.threshold, r.apcer_pooled.value, r.apcer_worst.value, r.bpcer.value
+        );
+        chosen.push((name, r.threshold));
+    }
+    let t: Vec<f32> = chosen.iter().map(|c| c.1).collect();
+    anyhow::ensure!(
+        t[0] <= t[1] && t[1] <= t[2],
+        "the targets give thresholds out of order ({t:?}): weak's target must be the loosest"
+    );
+    if a.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = a
+        .write
+        .clone()
+        .or_else(|| args.config.clone())
+        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
+    let text = if path.exists() {
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        String::new()
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let mut table = toml_edit::Table::new();
+    for (name, v) in &chosen {
+        // Round through f32's shortest form so 0.3 is written 0.3.
+        let v: f64 = v.to_string().parse().unwrap_or(*v as f64);
+        table[*name] = toml_edit::value(v);
+    }
+    doc["thresholds"] = toml_edit::Item::Table(table);
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, doc.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    println!("thresholds written to {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

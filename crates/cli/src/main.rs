@@ -42,6 +42,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Evaluate over a labelled set: APCER per species, BPCER, ACER, EER, BPCER@APCER.
     Eval(eval::EvalArgs),
+    /// Choose the weak, balanced and strict thresholds for target APCERs on a labelled set.
+    Calibrate(eval::CalibrateArgs),
     /// Serve the native API and the NHN, Accura, JCV and SpoofSense dialects over HTTP.
     Serve(serve::ServeArgs),
 }
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => models_cmd::run(&cli.pipeline, cmd),
         Command::Bench(args) => bench::run(&cli.pipeline, args),
         Command::Eval(args) => eval::run(&cli.pipeline, args),
+        Command::Calibrate(args) => eval::calibrate(&cli.pipeline, args),
         Command::Serve(args) => {
             let sub = matches
                 .subcommand_matches("serve")

@@ -118,3 +118,55 @@ fn eval_scores_another_systems_results_in_the_same_terms() {
     assert_eq!(at["rates"]["bpcer"]["count"], 16);
     assert_eq!(j["failures_to_acquire"]["bona_fide"]["no_face"]["count"], 1);
 }
+
+#[test]
+fn calibrate_reproduces_the_shipped_thresholds_and_writes_them_where_check_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("facelive.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "# deployment settings\nmodels_dir = {:?}\n\n[thresholds]\nweak = 0.1\nbalanced = 0.2\nstrict = 0.3\n\n[serve]\nqueue = 5\n",
+            models_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env_remove("FACELIVE_MODELS_DIR")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("calibrate")
+        .arg(dev_dir().join("manifest.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let t = &doc["thresholds"];
+    // The defaults shipped in facelive-pipeline (docs/THRESHOLDS.md).
+    let d = facelive_pipeline::Thresholds::default();
+    assert_eq!(t["weak"].as_float().unwrap() as f32, d.weak);
+    assert_eq!(t["balanced"].as_float().unwrap() as f32, d.balanced);
+    assert_eq!(t["strict"].as_float().unwrap() as f32, d.strict);
+    // The rest of the file is kept, comment included.
+    assert!(
+        text.contains("# deployment settings") && doc["serve"]["queue"].as_integer() == Some(5),
+        "{text}"
+    );
+    // check reads them.
+    let o = Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env_remove("FACELIVE_MODELS_DIR")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["check", "--json", "--operating-point", "strict"])
+        .arg(dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg"))
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["threshold"].as_f64().unwrap() as f32, d.strict);
+}

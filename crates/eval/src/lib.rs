@@ -169,6 +169,21 @@ impl<'a> Evaluation<'a> {
             .expect("above every score nothing is accepted")
     }
 
+    /// The lowest multiple of `step` at which the APCER chosen by `apcer` is at most
+    /// `target`: how an operating point is calibrated.
+    pub fn threshold_for(
+        &self,
+        target: f64,
+        step: f32,
+        apcer: impl Fn(&AtThreshold) -> f64,
+    ) -> AtThreshold {
+        let steps = (1.0 / step).ceil() as usize;
+        (0..=steps)
+            .map(|i| self.at((i as f32 * step).min(1.0)))
+            .find(|r| apcer(r) <= target + 1e-12)
+            .unwrap_or_else(|| self.at(f32::from_bits(1.0f32.to_bits() + 1)))
+    }
+
     /// Equal error rate: where worst-species APCER and BPCER cross (their mean at the
     /// threshold where they are closest).
     pub fn eer(&self) -> (f32, f64) {
