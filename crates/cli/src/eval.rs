@@ -18,7 +18,7 @@ use crate::dataset;
 pub struct EvalArgs {
     /// A manifest CSV (`file,label,attack_type,...`) or a folder with live/ and spoof/.
     pub source: PathBuf,
-    /// Write report.md, report.json and scores.csv into this folder.
+    /// Write report.md, report.json, scores.csv and det.csv (the DET curve's points) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Images judged at once (default: all cores).
@@ -271,6 +271,11 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         std::fs::write(dir.join("scores.csv"), csv)?;
+        let mut det = String::from("threshold,apcer_worst,bpcer\n");
+        for (t, apcer, bpcer) in e.curve() {
+            writeln!(det, "{t:.6},{apcer:.6},{bpcer:.6}")?;
+        }
+        std::fs::write(dir.join("det.csv"), det)?;
         eprintln!("report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -63,6 +63,21 @@ fn eval_reports_iso_rates_for_the_dev_manifest() {
     assert_eq!(j["failures_to_acquire"]["bona_fide"]["no_face"]["count"], 1);
     let scores = std::fs::read_to_string(out.path().join("scores.csv")).unwrap();
     assert_eq!(scores.lines().count(), 1 + 190);
+    // The DET curve runs from accepting everything to rejecting everything.
+    let det: Vec<Vec<f64>> = std::fs::read_to_string(out.path().join("det.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let (first, last) = (&det[0], &det[det.len() - 1]);
+    assert_eq!((first[1], last[1]), (1.0, 0.0), "APCER from 1 to 0");
+    assert!(first[2] < 0.02 && last[2] == 1.0, "BPCER from ~0 to 1");
+    assert!(
+        det.windows(2)
+            .all(|w| w[1][1] <= w[0][1] && w[1][2] >= w[0][2]),
+        "monotone"
+    );
 }
 
 #[test]
