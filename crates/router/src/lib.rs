@@ -138,7 +138,13 @@ fn metrics_recorder() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            // Buckets make real Prometheus histograms (aggregatable across instances) instead
+            // of the exporter's default client-side summaries.
             PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ])
+                .expect("bucket list is not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed")
         })

@@ -396,7 +396,14 @@ async fn health_ready_info_metrics_and_docs() {
         m.contains("facelive_requests_total{dialect=\"native\",outcome=\"live\"}"),
         "{m}"
     );
-    assert!(m.contains("facelive_stage_seconds"), "{m}");
+    assert!(
+        m.contains("facelive_stage_seconds_bucket{stage=\"detect\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("facelive_request_duration_seconds_bucket{dialect=\"native\""),
+        "{m}"
+    );
     let (_, api) = body(get("/openapi.json").await.unwrap()).await;
     for p in [
         "/v1/liveness",
