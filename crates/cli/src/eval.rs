@@ -18,18 +18,35 @@ use crate::dataset;
 pub struct EvalArgs {
     /// A manifest CSV (`file,label,attack_type,...`) or a folder with live/ and spoof/.
     pub source: PathBuf,
-    /// Write report.md, report.json, scores.csv and det.csv (the DET curve's points) here.
+    /// Write report.md, report.json, scores.csv, det.csv (the DET curve's points) and the
+    /// pictures det.svg/png and histogram.svg/png here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Images judged at once (default: all cores).
     #[arg(long, env = "FACELIVE_THREADS")]
     pub threads: Option<usize>,
     /// Evaluate another system's scores instead of running the pipeline: a CSV with
-    /// `file,label,attack_type,status,live_score` (the reference pipeline's format; status
-    /// `ok`, `no_face` or `decode_error`).
+    /// `file,label,attack_type,status,live_score` (the reference pipeline's format, and that of
+    /// the scores.csv `--out` writes; status `ok`, `no_face`, `decode_error` or `quality`).
     #[arg(long, value_name = "CSV")]
     pub scores: Option<PathBuf>,
+    /// Draw another system's DET curve beside this one, from its score file (the `--scores`
+    /// format), named NAME in the legend. Repeatable.
+    #[arg(long, value_name = "NAME=CSV", value_parser = parse_compare)]
+    pub compare: Vec<(String, PathBuf)>,
 }
+
+fn parse_compare(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err("expected NAME=CSV, e.g. reference=reference_scores.csv".to_string()),
+    }
+}
+
+/// A labelled result and why it has no score (a retry reason or the score file's status).
+type Scored = (Sample, String);
 
 #[derive(serde::Deserialize)]
 struct ScoreRow {
@@ -44,7 +61,7 @@ struct ScoreRow {
 fn samples_from_scores(
     path: &std::path::Path,
     items: &[dataset::Item],
-) -> anyhow::Result<Vec<(Sample, String)>> {
+) -> anyhow::Result<Vec<Scored>> {
     let mut rdr =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let rows: std::collections::HashMap<String, ScoreRow> = rdr
@@ -69,7 +86,12 @@ fn samples_from_scores(
                 ("ok", Some(v)) => Ok(v),
                 ("no_face", _) => Err(Failure::NoFace),
                 ("ok", None) | ("decode_error", _) => Err(Failure::Unreadable),
-                _ => Err(Failure::Quality),
+                ("quality", _) => Err(Failure::Quality),
+                (other, _) => anyhow::bail!(
+                    "{}: unknown status {other:?} for {} (ok, no_face, decode_error, quality)",
+                    path.display(),
+                    item.name
+                ),
             };
             Ok((Sample { label, score }, r.status.clone()))
         })
@@ -93,7 +115,7 @@ fn collect(
     source: &std::path::Path,
     scores: Option<&std::path::Path>,
     threads: Option<usize>,
-) -> anyhow::Result<(Vec<dataset::Item>, Vec<(Sample, String)>)> {
+) -> anyhow::Result<(Vec<dataset::Item>, Vec<Scored>)> {
     let items: Vec<_> = dataset::load(source)?
         .into_iter()
         .filter(|i| i.label == "live" || i.label == "spoof")
@@ -116,7 +138,7 @@ fn collect(
         rule: DecisionRule::Threshold(0.0),
         ..Default::default()
     };
-    let results: Vec<(Sample, String)> = if let Some(path) = scores {
+    let results: Vec<Scored> = if let Some(path) = scores {
         samples_from_scores(path, &items)?
     } else {
         pool.install(|| {
@@ -175,6 +197,14 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let (eer_t, eer) = e.eer();
     let fta = e.acquisition();
+    let compared: Vec<(String, Vec<Sample>)> = a
+        .compare
+        .iter()
+        .map(|(name, path)| {
+            let s = samples_from_scores(path, &items)?;
+            Ok((name.clone(), s.into_iter().map(|(s, _)| s).collect()))
+        })
+        .collect::<anyhow::Result<_>>()?;
 
     let mut md = String::new();
     writeln!(md, "# facelive evaluation\n")?;
@@ -244,6 +274,12 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             pct(&fta.attacks[f])
         )?;
     }
+    if a.out.is_some() {
+        writeln!(
+            md,
+            "\n![DET curve](det.svg)\n\n![Live score histograms](histogram.svg)\n\n(also as det.png and histogram.png)"
+        )?;
+    }
     print!("{md}");
 
     if let Some(dir) = &a.out {
@@ -261,12 +297,20 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             dir.join("report.json"),
             serde_json::to_string_pretty(&report)?,
         )?;
-        let mut csv = String::from("file,label,attack_type,live_score,failure\n");
+        // The --scores format (the reference's columns first), so a report can be rebuilt
+        // or compared without the models: `eval --scores` / `--compare` read it back.
+        let mut csv = String::from("file,label,attack_type,status,live_score,reason\n");
         for (item, (s, note)) in items.iter().zip(&results) {
-            let score = s.score.map(|v| format!("{v:.6}")).unwrap_or_default();
+            let (status, score) = match s.score {
+                // Shortest form that reads back as the same f32: reports rebuild exactly.
+                Ok(v) => ("ok", v.to_string()),
+                Err(Failure::NoFace) => ("no_face", String::new()),
+                Err(Failure::Unreadable) => ("decode_error", String::new()),
+                Err(Failure::Quality) => ("quality", String::new()),
+            };
             writeln!(
                 csv,
-                "{},{},{},{score},{note}",
+                "{},{},{},{status},{score},{note}",
                 item.name, item.label, item.attack_type
             )?;
         }
@@ -276,9 +320,77 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             writeln!(det, "{t:.6},{apcer:.6},{bpcer:.6}")?;
         }
         std::fs::write(dir.join("det.csv"), det)?;
+        let name = match &a.scores {
+            Some(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            None => "facelive".to_string(),
+        };
+        let title = format!("{name} on {}", a.source.display());
+        pictures(dir, &title, &name, &e, &samples, &compared, thresholds)?;
         eprintln!("report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// det.svg/png (this system's DET curve with its operating points, beside the compared
+/// systems' curves) and histogram.svg/png (live scores by label and species).
+fn pictures(
+    dir: &std::path::Path,
+    title: &str,
+    name: &str,
+    e: &Evaluation,
+    samples: &[Sample],
+    compared: &[(String, Vec<Sample>)],
+    thresholds: &facelive_pipeline::Thresholds,
+) -> anyhow::Result<()> {
+    use facelive_eval::plot;
+    let det = |e: &Evaluation| -> Vec<(f64, f64)> {
+        e.curve().into_iter().map(|(_, a, b)| (a, b)).collect()
+    };
+    let mut curves = vec![(name.to_string(), det(e))];
+    for (n, s) in compared {
+        curves.push((n.clone(), det(&Evaluation::new(s))));
+    }
+    let curves: Vec<plot::Curve> = curves
+        .iter()
+        .map(|(n, p)| plot::Curve { name: n, points: p })
+        .collect();
+    let markers: Vec<(String, AtThreshold)> = OperatingPoint::ALL
+        .iter()
+        .map(|p| {
+            let t = thresholds.get(*p);
+            (format!("{} {t:.2}", p.as_str()), e.at(t))
+        })
+        .collect();
+    let markers: Vec<plot::Marker> = markers
+        .iter()
+        .map(|(n, r)| plot::Marker {
+            name: n,
+            apcer: r.apcer_worst.value,
+            bpcer: r.bpcer.value,
+        })
+        .collect();
+    let det_svg = plot::det_svg(
+        &format!("DET: {title}"),
+        "a bona fide image not acquired counts as rejected; circles: operating points",
+        &curves,
+        &markers,
+    );
+    let lines: Vec<plot::Threshold> = OperatingPoint::ALL
+        .iter()
+        .map(|p| plot::Threshold {
+            name: p.as_str(),
+            value: thresholds.get(*p),
+        })
+        .collect();
+    let hist_svg = plot::histogram_svg(&format!("Live scores: {title}"), samples, &lines);
+    for (file, svg) in [("det", det_svg), ("histogram", hist_svg)] {
+        std::fs::write(dir.join(format!("{file}.svg")), &svg)?;
+        std::fs::write(dir.join(format!("{file}.png")), plot::png(&svg, 2.0)?)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -42,7 +42,15 @@ fn point(out: &std::path::Path, name: &str) -> (Value, Value) {
 #[test]
 fn eval_reports_iso_rates_for_the_dev_manifest() {
     let out = tempfile::tempdir().unwrap();
-    let md = eval(&dev_dir().join("manifest.csv"), out.path(), &[]);
+    let compare = std::ffi::OsString::from(format!(
+        "reference={}",
+        dev_dir().join("reference_scores.csv").display()
+    ));
+    let md = eval(
+        &dev_dir().join("manifest.csv"),
+        out.path(),
+        &["--compare".as_ref(), &compare],
+    );
     for part in [
         "BPCER",
         "APCER print",
@@ -86,6 +94,85 @@ fn eval_reports_iso_rates_for_the_dev_manifest() {
             .all(|w| w[1][1] <= w[0][1] && w[1][2] >= w[0][2]),
         "monotone"
     );
+    pictures_show_the_curves(out.path(), det.len());
+
+    // scores.csv is in the --scores format: read back, it gives the same report.
+    let again = tempfile::tempdir().unwrap();
+    eval(
+        &dev_dir().join("manifest.csv"),
+        again.path(),
+        &[
+            "--scores".as_ref(),
+            out.path().join("scores.csv").as_os_str(),
+        ],
+    );
+    let (_, k) = point(again.path(), "balanced");
+    for part in [
+        "operating_points",
+        "bpcer_at_apcer",
+        "eer",
+        "failures_to_acquire",
+    ] {
+        assert_eq!(j[part], k[part], "{part} differs when read back");
+    }
+}
+
+/// width and height of a PNG, from its IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
+    (be(&bytes[16..20]), be(&bytes[20..24]))
+}
+
+/// The DET picture draws this system's curve (every det.csv point), the compared
+/// reference's, and the three operating points; the histogram has both labels and every
+/// species; each PNG is the SVG at twice its size.
+fn pictures_show_the_curves(out: &std::path::Path, det_points: usize) {
+    let det = std::fs::read_to_string(out.join("det.svg")).unwrap();
+    let curves: Vec<&str> = det
+        .split("<polyline points=\"")
+        .skip(1)
+        .map(|p| p.split('"').next().unwrap())
+        .collect();
+    assert_eq!(curves.len(), 2, "facelive and reference");
+    assert_eq!(curves[0].split(' ').count(), det_points);
+    assert!(det.contains(">reference</text>") && det.contains(">facelive</text>"));
+    for point in ["weak 0.30", "balanced 0.50", "strict 0.85"] {
+        assert!(det.contains(point), "{point} not marked");
+    }
+    let hist = std::fs::read_to_string(out.join("histogram.svg")).unwrap();
+    for part in [
+        ">bona fide</text>",
+        ">attack: print</text>",
+        ">attack: replay</text>",
+        "100 bona fide, 87 attacks scored; 3 not acquired",
+    ] {
+        assert!(hist.contains(part), "{part} missing");
+    }
+    for name in ["det", "histogram"] {
+        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
+        let w: u32 = svg
+            .split("width=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let h: u32 = svg
+            .split("height=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let png = std::fs::read(out.join(format!("{name}.png"))).unwrap();
+        assert_eq!(png_size(&png), (2 * w, 2 * h), "{name}.png");
+    }
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! turned away is turned away, whatever the reason). Every rate comes with a 95% Wilson
 //! score interval.
 
+pub mod plot;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;

@@ -51,6 +51,7 @@ pub fn at_threshold(t: f32) -> CheckOptions {
     }
 }
 
+#[allow(dead_code)] // each test binary uses its own part of this module
 pub fn bbox(b: [f32; 4]) -> BBox {
     BBox {
         x: b[0],

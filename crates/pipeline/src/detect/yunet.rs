@@ -53,7 +53,7 @@ impl YuNet {
             PipelineError::InvalidRequest(format!("{} is not a detector", spec.name))
         })?;
         let multiple = spec.input.multiple_of.unwrap_or(32);
-        if max_side == 0 || max_side % multiple != 0 {
+        if max_side == 0 || !max_side.is_multiple_of(multiple) {
             return Err(PipelineError::InvalidRequest(format!(
                 "detector size {max_side} must be a positive multiple of {multiple}"
             )));
