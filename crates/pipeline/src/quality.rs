@@ -351,3 +351,43 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
     ));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pose;
+    use crate::face::{Landmarks, Point};
+
+    /// A face with eyes 100 px apart, mouth 100 px below them, the nose at (dx, dy) from the
+    /// eye midpoint, rotated by `roll` degrees about that midpoint.
+    fn face(dx: f32, dy: f32, roll: f32) -> Landmarks {
+        let (c, s) = (roll.to_radians().cos(), roll.to_radians().sin());
+        let p = |x: f32, y: f32| Point {
+            x: 300.0 + x * c - y * s,
+            y: 200.0 + x * s + y * c,
+        };
+        Landmarks {
+            left_eye: p(-50.0, 0.0),
+            right_eye: p(50.0, 0.0),
+            nose: p(dx, dy),
+            mouth_left: p(-35.0, 100.0),
+            mouth_right: p(35.0, 100.0),
+        }
+    }
+
+    fn close(a: (f32, f32, f32), b: (f32, f32, f32)) -> bool {
+        (a.0 - b.0).abs() < 0.01 && (a.1 - b.1).abs() < 0.01 && (a.2 - b.2).abs() < 0.01
+    }
+
+    #[test]
+    fn pose_reads_yaw_pitch_and_roll_from_the_landmark_geometry() {
+        // Frontal: nose centred, 55% of the way down to the mouth.
+        assert!(close(pose(&face(0.0, 55.0, 0.0)), (0.0, 0.0, 0.0)));
+        // Nose half-way to the right eye: sin(yaw) = 0.5.
+        assert!(close(pose(&face(25.0, 55.0, 0.0)), (30.0, 0.0, 0.0)));
+        // Nose at 80%: sin(pitch) = 2 * (0.80 - 0.55) = 0.5.
+        assert!(close(pose(&face(0.0, 80.0, 0.0)), (0.0, 30.0, 0.0)));
+        // Rolling the whole face changes roll only.
+        let rolled = pose(&face(-25.0, 30.0, 20.0));
+        assert!(close(rolled, (-30.0, -30.0, 20.0)), "{rolled:?}");
+    }
+}

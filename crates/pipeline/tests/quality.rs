@@ -280,6 +280,92 @@ fn a_turned_head_shows_in_yaw() {
     );
 }
 
+/// Warps one axis inside the face span [a, b): output t = (src t)^(1/g), so with g > 1 the
+/// first part of the span is magnified and the last squeezed (g < 1 the other way), the way
+/// a head turned or tilted moves the nose between the eyes and the mouth.
+fn warp(img: &RgbImage, vertical: bool, a: f32, b: f32, g: f32) -> RgbImage {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let mut out = img.data.clone();
+    for y in 0..h {
+        for x in 0..w {
+            let v = if vertical { y } else { x } as f32;
+            if v < a || v >= b {
+                continue;
+            }
+            let src = (a + (b - a) * ((v - a) / (b - a)).powf(g)) as usize;
+            let (sx, sy) = if vertical { (x, src) } else { (src, y) };
+            out[(y * w + x) * 3..][..3].copy_from_slice(&img.data[(sy * w + sx) * 3..][..3]);
+        }
+    }
+    RgbImage::new(img.width, img.height, out)
+}
+
+#[test]
+fn yaw_follows_a_warped_face_and_yaw_and_pitch_are_enforced_at_their_bounds() {
+    let img = decode(FACE);
+    let v = judge(&img);
+    let (yaw0, pitch0) = (named(&v, "yaw").value, named(&v, "pitch").value);
+    assert!(yaw0.abs() < 15.0 && pitch0.abs() < 15.0, "{yaw0} {pitch0}");
+    let f = &v.faces[0].bbox;
+    let mut strict = PipelineConfig::new(facelive_testdata::models_dir());
+    (strict.quality.max_yaw, strict.quality.max_pitch) = (20.0, 10.0);
+    let strict = Pipeline::load(
+        strict,
+        &Manifest::builtin(),
+        facelive_backends::default_backend(),
+    )
+    .unwrap();
+    // Squeezing one side of the face and stretching the other moves the nose towards one
+    // eye, as a turned head does.
+    for g in [0.5f32, 2.0] {
+        let warped = png(&warp(&img, false, f.x, f.x + f.width, g));
+        let v = pipeline().check(&warped, &CheckOptions::default()).unwrap();
+        let moved = named(&v, "yaw").value - yaw0;
+        assert!(
+            moved.signum() == (g - 1.0).signum() as f64 && moved.abs() >= 20.0,
+            "warp {g}: yaw moved {moved} from {yaw0}"
+        );
+        assert_ne!(v.outcome, Outcome::Retry, "within the default bound of 45");
+        let v = strict.check(&warped, &CheckOptions::default()).unwrap();
+        assert_eq!(
+            (v.outcome, v.retry_reason.as_deref()),
+            (Outcome::Retry, Some("yaw")),
+            "{:?}",
+            v.quality
+        );
+        assert_eq!(named(&v, "yaw").hint, "face the camera");
+    }
+    // Vertical warps barely move YuNet's nose landmark (docs/QUALITY.md), so pitch is
+    // enforced on the dev image measuring the most pitch (18 degrees; the sound capture
+    // above measures under 15, and passes the same bound).
+    let pitched = facelive_testdata::read("spoof/crop_lestari15_143.png");
+    let v = strict.check(&pitched, &CheckOptions::default()).unwrap();
+    let p = named(&v, "pitch");
+    assert!(p.value > 15.0 && !p.pass, "{p:?}");
+    assert_eq!(
+        (v.outcome, v.retry_reason.as_deref()),
+        (Outcome::Retry, Some("pitch"))
+    );
+    assert_eq!(p.hint, "face the camera");
+    assert!(
+        named(
+            &pipeline()
+                .check(&pitched, &CheckOptions::default())
+                .unwrap(),
+            "pitch"
+        )
+        .pass
+    );
+    assert!(
+        named(
+            &strict.check(&png(&img), &CheckOptions::default()).unwrap(),
+            "pitch"
+        )
+        .value
+            < 10.0
+    );
+}
+
 #[test]
 fn shrinking_fails_face_size_and_eye_distance() {
     let v = check("edge/tiny_face.jpg").unwrap();
