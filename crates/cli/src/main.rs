@@ -48,7 +48,29 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
+/// A build for x86-64-v3 (.cargo/config.toml) on a CPU without AVX2 or FMA would die on an
+/// illegal instruction somewhere inside inference; say so at start instead.
+fn cpu_supported() -> Result<(), &'static str> {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    {
+        return Err(
+            "this facelive build needs a CPU with AVX2 and FMA (x86-64-v3); \
+                    rebuild with RUSTFLAGS=\"-C target-cpu=x86-64\"",
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    if let Err(e) = cpu_supported() {
+        eprintln!("facelive: {e}");
+        return ExitCode::from(1);
+    }
     let matches = Cli::command().get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
