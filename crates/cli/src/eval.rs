@@ -34,6 +34,10 @@ pub struct EvalArgs {
     /// format), named NAME in the legend. Repeatable.
     #[arg(long, value_name = "NAME=CSV", value_parser = parse_compare)]
     pub compare: Vec<(String, PathBuf)>,
+    /// The evaluated system's name in the pictures (default: facelive, or the stem of the
+    /// `--scores` file).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 fn parse_compare(s: &str) -> Result<(String, PathBuf), String> {
@@ -320,12 +324,13 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             writeln!(det, "{t:.6},{apcer:.6},{bpcer:.6}")?;
         }
         std::fs::write(dir.join("det.csv"), det)?;
-        let name = match &a.scores {
-            Some(p) => p
+        let name = match (&a.name, &a.scores) {
+            (Some(n), _) => n.clone(),
+            (None, Some(p)) => p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            None => "facelive".to_string(),
+            (None, None) => "facelive".to_string(),
         };
         let title = format!("{name} on {}", a.source.display());
         pictures(dir, &title, &name, &e, &samples, &compared, thresholds)?;

@@ -208,7 +208,17 @@ fn eval_scores_another_systems_results_in_the_same_terms() {
     eval(
         &dev_dir().join("manifest.csv"),
         out.path(),
-        &["--scores".as_ref(), scores.as_os_str()],
+        &[
+            "--scores".as_ref(),
+            scores.as_os_str(),
+            "--name".as_ref(),
+            "reference".as_ref(),
+        ],
+    );
+    let det = std::fs::read_to_string(out.path().join("det.svg")).unwrap();
+    assert!(
+        det.contains(">DET: reference on ") && det.contains(">reference</text>"),
+        "the pictures carry --name"
     );
     let (at, j) = point(out.path(), "0.5");
     // What refpeer.py prints for the same set at 0.5: APCER 0.022 pooled, BPCER 0.158.
