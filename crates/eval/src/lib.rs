@@ -95,43 +95,60 @@ pub struct Evaluation<'a> {
     samples: &'a [Sample],
     bona_fide: usize,
     species: BTreeMap<String, usize>,
+    /// Scores sorted ascending, bona fide and per attack species: a threshold's counts are
+    /// two binary searches, so a DET curve over n images costs O(n log n), not O(n^2).
+    bona_fide_scores: Vec<f32>,
+    attack_scores: BTreeMap<String, Vec<f32>>,
+}
+
+/// How many of the ascending `sorted` scores are at least `t`.
+fn at_least(sorted: &[f32], t: f32) -> usize {
+    sorted.len() - sorted.partition_point(|&v| v < t)
 }
 
 impl<'a> Evaluation<'a> {
     pub fn new(samples: &'a [Sample]) -> Self {
         let mut species = BTreeMap::new();
         let mut bona_fide = 0;
+        let mut bona_fide_scores = Vec::new();
+        let mut attack_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
         for s in samples {
             match &s.label {
-                Label::BonaFide => bona_fide += 1,
-                Label::Attack { species: sp } => *species.entry(sp.clone()).or_insert(0) += 1,
+                Label::BonaFide => {
+                    bona_fide += 1;
+                    bona_fide_scores.extend(s.score.ok().filter(|v| !v.is_nan()));
+                }
+                Label::Attack { species: sp } => {
+                    *species.entry(sp.clone()).or_insert(0) += 1;
+                    attack_scores
+                        .entry(sp.clone())
+                        .or_default()
+                        .extend(s.score.ok().filter(|v| !v.is_nan()));
+                }
             }
+        }
+        bona_fide_scores.sort_by(f32::total_cmp);
+        for v in attack_scores.values_mut() {
+            v.sort_by(f32::total_cmp);
         }
         Self {
             samples,
             bona_fide,
             species,
+            bona_fide_scores,
+            attack_scores,
         }
     }
 
     pub fn at(&self, t: f32) -> AtThreshold {
-        let mut accepted: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut rejected = 0;
-        for s in self.samples {
-            let live = matches!(s.score, Ok(v) if v >= t);
-            match &s.label {
-                Label::BonaFide => rejected += !live as usize,
-                Label::Attack { species } => *accepted.entry(species).or_insert(0) += live as usize,
-            }
-        }
+        // Not acquired: never accepted, so a bona fide one is rejected.
+        let rejected = self.bona_fide - at_least(&self.bona_fide_scores, t);
         let by: BTreeMap<String, Rate> = self
             .species
             .iter()
             .map(|(k, &n)| {
-                (
-                    k.clone(),
-                    Rate::new(*accepted.get(k.as_str()).unwrap_or(&0), n),
-                )
+                let accepted = self.attack_scores.get(k).map_or(0, |v| at_least(v, t));
+                (k.clone(), Rate::new(accepted, n))
             })
             .collect();
         let worst = by
@@ -143,7 +160,7 @@ impl<'a> Evaluation<'a> {
         let bpcer = Rate::new(rejected, self.bona_fide);
         AtThreshold {
             threshold: t,
-            apcer_pooled: Rate::new(accepted.values().sum(), attacks),
+            apcer_pooled: Rate::new(by.values().map(|r| r.count).sum(), attacks),
             apcer_by_species: by,
             acer: (worst.value + bpcer.value) / 2.0,
             apcer_worst: worst,
@@ -153,7 +170,12 @@ impl<'a> Evaluation<'a> {
 
     /// Every threshold at which a decision changes, plus 0 and just above 1.
     fn candidates(&self) -> Vec<f32> {
-        let mut t: Vec<f32> = self.samples.iter().filter_map(|s| s.score.ok()).collect();
+        let mut t: Vec<f32> = self
+            .samples
+            .iter()
+            .filter_map(|s| s.score.ok())
+            .filter(|v| !v.is_nan())
+            .collect();
         t.push(0.0);
         t.push(f32::from_bits(1.0f32.to_bits() + 1));
         t.sort_by(f32::total_cmp);
@@ -251,6 +273,49 @@ mod tests {
         Sample {
             label: Label::Attack { species: sp.into() },
             score: Ok(s),
+        }
+    }
+
+    /// Counting by binary search gives what counting every sample gives, at every
+    /// threshold, including ties, failures to acquire and a NaN score (never accepted).
+    #[test]
+    fn sorted_counts_match_a_plain_count() {
+        let mut s: Vec<Sample> = (0..300u32)
+            .map(|i| {
+                // A fixed scramble of scores in [0, 1] with many ties.
+                let v = ((i * 7919) % 101) as f32 / 100.0;
+                match i % 5 {
+                    0 => bf(v),
+                    1 => atk("print", v),
+                    2 => atk("replay", v),
+                    3 if i % 3 == 0 => Sample {
+                        label: Label::BonaFide,
+                        score: Err(Failure::Quality),
+                    },
+                    _ => bf(v.sqrt()),
+                }
+            })
+            .collect();
+        s.push(bf(f32::NAN));
+        s.push(atk("replay", f32::NAN));
+        let e = Evaluation::new(&s);
+        for i in 0..=102 {
+            let t = i as f32 / 101.0;
+            let r = e.at(t);
+            let live = |x: &Sample| matches!(x.score, Ok(v) if v >= t);
+            let rejected = s
+                .iter()
+                .filter(|x| x.label == Label::BonaFide && !live(x))
+                .count();
+            assert_eq!(r.bpcer.count, rejected, "t={t}");
+            for sp in ["print", "replay"] {
+                let accepted = s
+                    .iter()
+                    .filter(|x| matches!(&x.label, Label::Attack { species } if species == sp))
+                    .filter(|x| live(x))
+                    .count();
+                assert_eq!(r.apcer_by_species[sp].count, accepted, "{sp} t={t}");
+            }
         }
     }
 
