@@ -1,5 +1,7 @@
 //! tract-onnx: the embedded default engine.
 
+mod prelu;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,7 +29,9 @@ impl Backend for TractBackend {
         };
         // Both ignore flags are needed: YuNet's value_info bakes in 640x640 and models with
         // a symbolic batch dimension otherwise fail to unify (see the models manifest).
-        let model = tract_onnx::onnx()
+        let mut onnx = tract_onnx::onnx();
+        onnx.op_register.insert("PRelu", prelu::prelu);
+        let model = onnx
             .with_ignore_value_info(true)
             .with_ignore_output_shapes(true)
             .model_for_path(path)
