@@ -205,7 +205,7 @@ const DET_TICKS: [f64; 12] = [
 
 /// The DET curve: worst-species APCER against BPCER on normal-deviate axes. Rates of 0 lie
 /// on the axes' lower edges, which start at the largest tick at most half of the smallest
-/// non-zero rate.
+/// non-zero rate, and at most 1% (a perfect separation still gets a readable plot).
 pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]) -> String {
     let smallest = curves
         .iter()
@@ -215,7 +215,7 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
     let lo = DET_TICKS
         .iter()
         .copied()
-        .rfind(|&t| t <= smallest / 2.0)
+        .rfind(|&t| t <= (smallest / 2.0).min(0.01))
         .unwrap_or(DET_TICKS[0]);
     let hi = *DET_TICKS.last().expect("ticks");
     let mut c = Canvas::new(title, subtitle);
@@ -508,6 +508,22 @@ mod tests {
     }
 
     #[test]
+    fn a_perfect_separation_still_gets_axes_from_one_percent() {
+        let pts = [(1.0, 0.0), (0.0, 0.0), (0.0, 1.0)];
+        let svg = det_svg(
+            "DET",
+            "",
+            &[Curve {
+                name: "perfect",
+                points: &pts,
+            }],
+            &[],
+        );
+        assert!(svg.contains(">≤1</text>"), "{svg}");
+        assert!(svg.contains(">90</text>"));
+    }
+
+    #[test]
     fn det_curve_lies_on_probit_axes() {
         let pts = [(0.0, 0.9), (0.05, 0.2), (0.2, 0.05), (0.5, 0.0)];
         let svg = det_svg(
@@ -523,18 +539,18 @@ mod tests {
                 bpcer: 0.2,
             }],
         );
-        // Smallest non-zero rate 5%: the axes start at 2%; (5%, 20%) sits where both axes'
-        // normal deviates say.
+        // Smallest non-zero rate 5%: the axes start at 1% (half of it, capped at 1%);
+        // (5%, 20%) sits where both axes' normal deviates say.
         let (l, t, r, b) = (MARGIN.0, MARGIN.1, WIDTH - MARGIN.2, HEIGHT - MARGIN.3);
-        let span = probit(0.9) - probit(0.02);
-        let x = l + (probit(0.05) - probit(0.02)) / span * (r - l);
-        let y = b - (probit(0.2) - probit(0.02)) / span * (b - t);
+        let span = probit(0.9) - probit(0.01);
+        let x = l + (probit(0.05) - probit(0.01)) / span * (r - l);
+        let y = b - (probit(0.2) - probit(0.01)) / span * (b - t);
         assert!(
             svg.contains(&format!(r#"cx="{x:.1}" cy="{y:.1}""#)),
             "marker not at ({x:.1}, {y:.1}):\n{svg}"
         );
         // Rates of 0 lie on the lower edges: (0, 90%) on the left, (50%, 0) at the bottom.
-        let x50 = l + (probit(0.5) - probit(0.02)) / span * (r - l);
+        let x50 = l + (probit(0.5) - probit(0.01)) / span * (r - l);
         assert!(svg.contains(&format!("{l:.1},{t:.1} ")), "{svg}");
         assert!(svg.contains(&format!("{x50:.1},{b:.1}\"")), "{svg}");
         let png = png(&svg, 2.0).unwrap();
