@@ -319,8 +319,9 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         std::fs::write(dir.join("scores.csv"), csv)?;
+        let curve = e.curve();
         let mut det = String::from("threshold,apcer_worst,bpcer\n");
-        for (t, apcer, bpcer) in e.curve() {
+        for (t, apcer, bpcer) in &curve {
             writeln!(det, "{t:.6},{apcer:.6},{bpcer:.6}")?;
         }
         std::fs::write(dir.join("det.csv"), det)?;
@@ -333,69 +334,87 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             (None, None) => "facelive".to_string(),
         };
         let title = format!("{name} on {}", a.source.display());
-        pictures(dir, &title, &name, &e, &samples, &compared, thresholds)?;
+        let view = Pictures {
+            title: &title,
+            name: &name,
+            curve: &curve,
+            points: &points[..OperatingPoint::ALL.len()],
+            samples: &samples,
+            compared: &compared,
+        };
+        view.write(dir)?;
         eprintln!("report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// det.svg/png (this system's DET curve with its operating points, beside the compared
-/// systems' curves) and histogram.svg/png (live scores by label and species).
-fn pictures(
-    dir: &std::path::Path,
-    title: &str,
-    name: &str,
-    e: &Evaluation,
-    samples: &[Sample],
-    compared: &[(String, Vec<Sample>)],
-    thresholds: &facelive_pipeline::Thresholds,
-) -> anyhow::Result<()> {
-    use facelive_eval::plot;
-    let det = |e: &Evaluation| -> Vec<(f64, f64)> {
-        e.curve().into_iter().map(|(_, a, b)| (a, b)).collect()
-    };
-    let mut curves = vec![(name.to_string(), det(e))];
-    for (n, s) in compared {
-        curves.push((n.clone(), det(&Evaluation::new(s))));
+/// What the pictures show: this system's DET curve and operating points (already computed
+/// for the report), the compared systems' curves, and every live score.
+struct Pictures<'a> {
+    title: &'a str,
+    name: &'a str,
+    curve: &'a [(f32, f64, f64)],
+    /// (name, rates) of weak, balanced and strict.
+    points: &'a [(String, AtThreshold)],
+    samples: &'a [Sample],
+    compared: &'a [(String, Vec<Sample>)],
+}
+
+impl Pictures<'_> {
+    /// det.svg/png and histogram.svg/png in `dir`.
+    fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use facelive_eval::plot;
+        let det = |c: &[(f32, f64, f64)]| -> Vec<(f64, f64)> {
+            c.iter().map(|&(_, a, b)| (a, b)).collect()
+        };
+        let mut curves = vec![(self.name.to_string(), det(self.curve))];
+        for (n, s) in self.compared {
+            curves.push((n.clone(), det(&Evaluation::new(s).curve())));
+        }
+        let curves: Vec<plot::Curve> = curves
+            .iter()
+            .map(|(n, p)| plot::Curve { name: n, points: p })
+            .collect();
+        let labels: Vec<String> = self
+            .points
+            .iter()
+            .map(|(n, r)| format!("{n} {:.2}", r.threshold))
+            .collect();
+        let markers: Vec<plot::Marker> = self
+            .points
+            .iter()
+            .zip(&labels)
+            .map(|((_, r), label)| plot::Marker {
+                name: label,
+                apcer: r.apcer_worst.value,
+                bpcer: r.bpcer.value,
+            })
+            .collect();
+        let det_svg = plot::det_svg(
+            &format!("DET: {}", self.title),
+            "a bona fide image not acquired counts as rejected; circles: operating points",
+            &curves,
+            &markers,
+        );
+        let lines: Vec<plot::Threshold> = self
+            .points
+            .iter()
+            .map(|(n, r)| plot::Threshold {
+                name: n,
+                value: r.threshold,
+            })
+            .collect();
+        let hist_svg = plot::histogram_svg(
+            &format!("Live scores: {}", self.title),
+            self.samples,
+            &lines,
+        );
+        for (file, svg) in [("det", det_svg), ("histogram", hist_svg)] {
+            std::fs::write(dir.join(format!("{file}.svg")), &svg)?;
+            std::fs::write(dir.join(format!("{file}.png")), plot::png(&svg, 2.0)?)?;
+        }
+        Ok(())
     }
-    let curves: Vec<plot::Curve> = curves
-        .iter()
-        .map(|(n, p)| plot::Curve { name: n, points: p })
-        .collect();
-    let markers: Vec<(String, AtThreshold)> = OperatingPoint::ALL
-        .iter()
-        .map(|p| {
-            let t = thresholds.get(*p);
-            (format!("{} {t:.2}", p.as_str()), e.at(t))
-        })
-        .collect();
-    let markers: Vec<plot::Marker> = markers
-        .iter()
-        .map(|(n, r)| plot::Marker {
-            name: n,
-            apcer: r.apcer_worst.value,
-            bpcer: r.bpcer.value,
-        })
-        .collect();
-    let det_svg = plot::det_svg(
-        &format!("DET: {title}"),
-        "a bona fide image not acquired counts as rejected; circles: operating points",
-        &curves,
-        &markers,
-    );
-    let lines: Vec<plot::Threshold> = OperatingPoint::ALL
-        .iter()
-        .map(|p| plot::Threshold {
-            name: p.as_str(),
-            value: thresholds.get(*p),
-        })
-        .collect();
-    let hist_svg = plot::histogram_svg(&format!("Live scores: {title}"), samples, &lines);
-    for (file, svg) in [("det", det_svg), ("histogram", hist_svg)] {
-        std::fs::write(dir.join(format!("{file}.svg")), &svg)?;
-        std::fs::write(dir.join(format!("{file}.png")), plot::png(&svg, 2.0)?)?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Args)]

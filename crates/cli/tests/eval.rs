@@ -5,24 +5,30 @@ use std::process::Command;
 use facelive_testdata::{dev_dir, models_dir};
 use serde_json::Value;
 
-/// Runs `facelive eval SOURCE --out OUT EXTRA...` and returns its Markdown report.
-fn eval(source: &std::path::Path, out: &std::path::Path, extra: &[&std::ffi::OsStr]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_facelive"))
-        .env("FACELIVE_MODELS_DIR", models_dir())
-        .arg("eval")
-        .arg(source)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
+/// Runs the command, requires success and returns its standard output.
+fn succeed(cmd: &mut Command) -> Vec<u8> {
+    let o = cmd.output().unwrap();
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    String::from_utf8(o.stdout).unwrap()
+    o.stdout
+}
+
+/// Runs `facelive eval SOURCE --out OUT EXTRA...` and returns its Markdown report.
+fn eval(source: &std::path::Path, out: &std::path::Path, extra: &[&std::ffi::OsStr]) -> String {
+    String::from_utf8(succeed(
+        Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env("FACELIVE_MODELS_DIR", models_dir())
+            .arg("eval")
+            .arg(source)
+            .arg("--out")
+            .arg(out)
+            .args(extra),
+    ))
+    .unwrap()
 }
 
 /// The rates at one named operating point of a report.json, and the whole report.
@@ -239,19 +245,13 @@ fn calibrate_reproduces_the_shipped_thresholds_and_writes_them_where_check_reads
         ),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_facelive"))
-        .env_remove("FACELIVE_MODELS_DIR")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("calibrate")
-        .arg(dev_dir().join("manifest.csv"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env_remove("FACELIVE_MODELS_DIR")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("calibrate")
+            .arg(dev_dir().join("manifest.csv")),
     );
     let text = std::fs::read_to_string(&cfg).unwrap();
     let doc: toml::Table = text.parse().unwrap();
