@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[cfg(feature = "tract")]
 mod tract;
 #[cfg(feature = "tract")]
-pub use crate::tract::TractBackend;
+pub use crate::tract::{onnx_loader, TractBackend};
 
 /// A dense row-major `f32` tensor.
 #[derive(Debug, Clone, PartialEq)]

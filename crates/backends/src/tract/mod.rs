@@ -11,6 +11,16 @@ use crate::{Backend, BackendError, Model, Tensor};
 
 pub struct TractBackend;
 
+/// The ONNX loader facelive runs models with: tract-onnx with its own PReLU expansion and
+/// both ignore flags (YuNet's value_info bakes in 640x640, and models with a symbolic batch
+/// dimension otherwise fail to unify: see the models manifest).
+pub fn onnx_loader() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register.insert("PRelu", prelu::prelu);
+    onnx.with_ignore_value_info(true)
+        .with_ignore_output_shapes(true)
+}
+
 struct TractModel {
     plan: Arc<TypedRunnableModel>,
     input_shape: Vec<usize>,
@@ -27,13 +37,7 @@ impl Backend for TractBackend {
             path: path.display().to_string(),
             reason: format!("{e:#}"),
         };
-        // Both ignore flags are needed: YuNet's value_info bakes in 640x640 and models with
-        // a symbolic batch dimension otherwise fail to unify (see the models manifest).
-        let mut onnx = tract_onnx::onnx();
-        onnx.op_register.insert("PRelu", prelu::prelu);
-        let model = onnx
-            .with_ignore_value_info(true)
-            .with_ignore_output_shapes(true)
+        let model = onnx_loader()
             .model_for_path(path)
             .map_err(load_err)?
             .with_input_fact(0, f32::fact(input_shape).into())
