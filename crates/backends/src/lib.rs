@@ -13,6 +13,11 @@ mod tract;
 #[cfg(feature = "tract")]
 pub use crate::tract::{onnx_loader, TractBackend};
 
+#[cfg(feature = "ort")]
+mod ort;
+#[cfg(feature = "ort")]
+pub use crate::ort::{OrtBackend, OrtOptions, DEFAULT_ORT_LIBRARY};
+
 /// A dense row-major `f32` tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -41,6 +46,11 @@ pub enum BackendError {
     Run(String),
     #[error("tensor shape mismatch: {0}")]
     Shape(String),
+    #[error("the {engine} engine is not available: {reason}")]
+    EngineUnavailable {
+        engine: &'static str,
+        reason: String,
+    },
 }
 
 /// A loaded, optimised model with a fixed input shape. Plans are immutable after
@@ -51,12 +61,63 @@ pub trait Model: Send + Sync {
     /// Output names, in the order `run` returns the outputs.
     fn output_names(&self) -> &[String];
     fn run(&self, input: Tensor) -> Result<Vec<Tensor>, BackendError>;
+    /// Runs the plan once on zeros, so its first real run pays no lazy set-up.
+    fn warm_up(&self) -> Result<(), BackendError> {
+        let shape = self.input_shape().to_vec();
+        let n = shape.iter().product();
+        self.run(Tensor::new(shape, vec![0.0; n])?).map(drop)
+    }
 }
 
 /// An inference engine: turns an ONNX file into a runnable [`Model`].
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError>;
+}
+
+/// The engines a build can run, chosen at run time (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// tract-onnx: pure Rust, compiled in, nothing to install.
+    Tract,
+    /// ONNX Runtime, loaded from `libonnxruntime.so` at run time (cargo feature `ort`).
+    Ort,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 2] = [EngineKind::Tract, EngineKind::Ort];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Tract => "tract",
+            EngineKind::Ort => "ort",
+        }
+    }
+
+    /// Whether this build carries the engine (its cargo feature was on).
+    pub fn compiled_in(self) -> bool {
+        match self {
+            EngineKind::Tract => cfg!(feature = "tract"),
+            EngineKind::Ort => cfg!(feature = "ort"),
+        }
+    }
+}
+
+/// The engine that runs each role's models: the detector's and the judges' engines may
+/// differ (each where it measured faster).
+#[derive(Clone)]
+pub struct Engines {
+    pub detector: Arc<dyn Backend>,
+    pub judge: Arc<dyn Backend>,
+}
+
+impl From<Arc<dyn Backend>> for Engines {
+    fn from(b: Arc<dyn Backend>) -> Self {
+        Self {
+            detector: b.clone(),
+            judge: b,
+        }
+    }
 }
 
 /// The engine compiled in by default.
