@@ -15,10 +15,9 @@ pub mod quality;
 mod tensor;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use facelive_backends::Backend;
+use facelive_backends::Engines;
 use facelive_models::{verify_file, FileStatus, Manifest, ModelsError};
 use serde::Serialize;
 
@@ -29,6 +28,7 @@ pub use ingest::{ImageInfo, IngestOptions};
 pub use judge::{JudgeScores, ModelScore};
 pub use quality::{Policy, QualityCheck, QualityConfig};
 
+pub use detect::DetectMode;
 use detect::{Detector, YuNet};
 use judge::{judge_all, Judge, MiniFasNet};
 use quality::face_checks;
@@ -39,6 +39,7 @@ pub struct PipelineConfig {
     pub ingest: IngestOptions,
     /// Largest square side the detector sees (a multiple of 32). Images are shrunk to fit.
     pub detector_size: usize,
+    pub detect_mode: DetectMode,
     pub thresholds: Thresholds,
     pub quality: QualityConfig,
 }
@@ -49,6 +50,7 @@ impl PipelineConfig {
             models_dir: models_dir.into(),
             ingest: IngestOptions::default(),
             detector_size: 640,
+            detect_mode: DetectMode::default(),
             thresholds: Thresholds::default(),
             quality: QualityConfig::default(),
         }
@@ -99,6 +101,13 @@ pub struct ModelPack {
     pub version: String,
 }
 
+/// Which inference engine runs each role's models (`tract`, `ort`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineNames {
+    pub detector: &'static str,
+    pub judges: &'static str,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     pub outcome: Outcome,
@@ -127,6 +136,7 @@ pub struct Verdict {
 pub struct Pipeline {
     cfg: PipelineConfig,
     pack: ModelPack,
+    engines: EngineNames,
     detector: Box<dyn Detector>,
     judges: Vec<Box<dyn Judge>>,
 }
@@ -136,8 +146,9 @@ impl Pipeline {
     pub fn load(
         cfg: PipelineConfig,
         manifest: &Manifest,
-        backend: Arc<dyn Backend>,
+        engines: impl Into<Engines>,
     ) -> Result<Self, PipelineError> {
+        let engines: Engines = engines.into();
         cfg.thresholds
             .validate()
             .map_err(PipelineError::InvalidRequest)?;
@@ -155,10 +166,11 @@ impl Pipeline {
         let det_spec = manifest.get(&manifest.pack.detector)?;
         let detector: Box<dyn Detector> = match det_spec.family.as_str() {
             "yunet" => Box::new(YuNet::load(
-                backend.clone(),
+                engines.detector.as_ref(),
                 dir,
                 det_spec,
                 cfg.detector_size,
+                cfg.detect_mode,
             )?),
             other => return Err(unsupported_family(other)),
         };
@@ -169,10 +181,11 @@ impl Pipeline {
             .map(|name| {
                 let spec = manifest.get(name)?;
                 match spec.family.as_str() {
-                    "minifasnet" => {
-                        Ok(Box::new(MiniFasNet::load(backend.as_ref(), dir, spec)?)
-                            as Box<dyn Judge>)
-                    }
+                    "minifasnet" => Ok(Box::new(MiniFasNet::load(
+                        engines.judge.as_ref(),
+                        dir,
+                        spec,
+                    )?) as Box<dyn Judge>),
                     other => Err(unsupported_family(other)),
                 }
             })
@@ -181,6 +194,10 @@ impl Pipeline {
             pack: ModelPack {
                 name: manifest.pack.name.clone(),
                 version: manifest.pack.version.clone(),
+            },
+            engines: EngineNames {
+                detector: engines.detector.name(),
+                judges: engines.judge.name(),
             },
             cfg,
             detector,
@@ -196,13 +213,18 @@ impl Pipeline {
         &self.pack
     }
 
+    pub fn engines(&self) -> &EngineNames {
+        &self.engines
+    }
+
     pub fn models_dir(&self) -> &Path {
         &self.cfg.models_dir
     }
 
-    /// Runs every stage once on a synthetic image, so the first request does not pay for
-    /// lazy allocations.
+    /// Runs every detector plan once and every stage on a synthetic image, so the first
+    /// request of any shape does not pay for lazy set-up.
     pub fn warm_up(&self) -> Result<(), PipelineError> {
+        self.detector.warm_up()?;
         let img = image::RgbImage::new(640, 480, vec![128; 640 * 480 * 3]);
         self.detector.detect(&img)?;
         let centre = BBox {

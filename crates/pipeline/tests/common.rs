@@ -1,19 +1,72 @@
 //! Shared by the pipeline's integration tests: one loaded pipeline per test binary.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use facelive_backends::{Backend, OrtBackend, OrtOptions};
 use facelive_models::Manifest;
 use facelive_pipeline::{
-    BBox, CheckOptions, DecisionRule, Pipeline, PipelineConfig, PipelineError, Policy, Verdict,
+    BBox, CheckOptions, DecisionRule, DetectMode, Pipeline, PipelineConfig, PipelineError, Policy,
+    Verdict,
 };
 
 fn load(cfg: PipelineConfig) -> Pipeline {
-    Pipeline::load(
-        cfg,
-        &Manifest::builtin(),
-        facelive_backends::default_backend(),
-    )
-    .expect("the default pack loads from the models directory")
+    load_on(cfg, facelive_backends::default_backend())
+}
+
+fn load_on(cfg: PipelineConfig, engine: Arc<dyn Backend>) -> Pipeline {
+    Pipeline::load(cfg, &Manifest::builtin(), engine)
+        .expect("the default pack loads from the models directory")
+}
+
+/// The two-pass detector (`DetectMode::TwoPass`), on tract.
+#[allow(dead_code)]
+pub fn two_pass_pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut cfg = PipelineConfig::new(facelive_testdata::models_dir());
+        cfg.detect_mode = DetectMode::TwoPass;
+        load(cfg)
+    })
+}
+
+/// ONNX Runtime from the library `facelive_testdata::ort_library` finds (once per binary).
+#[allow(dead_code)]
+pub fn ort_engine() -> Arc<dyn Backend> {
+    static E: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    E.get_or_init(|| {
+        let opts = OrtOptions {
+            library: Some(facelive_testdata::ort_library()),
+            ..Default::default()
+        };
+        Arc::new(OrtBackend::new(opts).expect("ONNX Runtime loads"))
+    })
+    .clone()
+}
+
+/// The pipeline as shipped, on ONNX Runtime.
+#[allow(dead_code)]
+pub fn ort_pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        load_on(
+            PipelineConfig::new(facelive_testdata::models_dir()),
+            ort_engine(),
+        )
+    })
+}
+
+/// [`judge_only_pipeline`] on ONNX Runtime.
+#[allow(dead_code)]
+pub fn ort_judge_only_pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| load_on(judge_only_config(), ort_engine()))
+}
+
+fn judge_only_config() -> PipelineConfig {
+    let mut cfg = PipelineConfig::new(facelive_testdata::models_dir());
+    cfg.quality.image_size = Policy::Off;
+    cfg.quality.face_size = Policy::Off;
+    cfg
 }
 
 /// The pipeline as shipped: default configuration.
@@ -26,14 +79,10 @@ pub fn pipeline() -> &'static Pipeline {
 #[allow(dead_code)]
 pub fn judge_only_pipeline() -> &'static Pipeline {
     static P: OnceLock<Pipeline> = OnceLock::new();
-    P.get_or_init(|| {
-        let mut cfg = PipelineConfig::new(facelive_testdata::models_dir());
-        cfg.quality.image_size = Policy::Off;
-        cfg.quality.face_size = Policy::Off;
-        load(cfg)
-    })
+    P.get_or_init(|| load(judge_only_config()))
 }
 
+#[allow(dead_code)]
 pub fn check(rel: &str) -> Result<Verdict, PipelineError> {
     pipeline().check(&facelive_testdata::read(rel), &CheckOptions::default())
 }

@@ -1,17 +1,60 @@
 //! Agreement with the Python reference pipeline (../shared/bench/refpeer.py) on the live and
 //! spoof dev images it scored: same models and recipe, so the live scores must agree where
-//! the input is sound.
+//! the input is sound. Each check runs on both engines (tract and ONNX Runtime), and the
+//! detector's checks with the two-pass detector too, with the same bounds.
 
 mod common;
 
-use common::{at_threshold, bbox, judge_only_pipeline, pipeline};
-use facelive_pipeline::{CheckOptions, DecisionRule, Outcome};
+use common::{
+    at_threshold, bbox, judge_only_pipeline, ort_judge_only_pipeline, ort_pipeline, pipeline,
+    two_pass_pipeline,
+};
+use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Pipeline};
 use facelive_testdata::{agreement_set, read};
+
+#[test]
+fn judge_step_matches_reference_scores_given_reference_boxes_tract() {
+    judge_step_matches_reference_scores_given_reference_boxes(judge_only_pipeline());
+}
+
+#[test]
+fn judge_step_matches_reference_scores_given_reference_boxes_ort() {
+    judge_step_matches_reference_scores_given_reference_boxes(ort_judge_only_pipeline());
+}
+
+#[test]
+fn detector_boxes_match_reference_boxes_tract() {
+    detector_boxes_match_reference_boxes(pipeline());
+}
+
+#[test]
+fn detector_boxes_match_reference_boxes_ort() {
+    detector_boxes_match_reference_boxes(ort_pipeline());
+}
+
+#[test]
+fn detector_boxes_match_reference_boxes_two_pass() {
+    detector_boxes_match_reference_boxes(two_pass_pipeline());
+}
+
+#[test]
+fn end_to_end_decisions_agree_and_errors_are_no_worse_two_pass() {
+    end_to_end_decisions_agree_and_errors_are_no_worse(two_pass_pipeline());
+}
+
+#[test]
+fn end_to_end_decisions_agree_and_errors_are_no_worse_tract() {
+    end_to_end_decisions_agree_and_errors_are_no_worse(pipeline());
+}
+
+#[test]
+fn end_to_end_decisions_agree_and_errors_are_no_worse_ort() {
+    end_to_end_decisions_agree_and_errors_are_no_worse(ort_pipeline());
+}
 
 /// (a) Given the reference box, the judge step alone agrees to 0.02 on >= 98% of images.
 /// This pins the crop, the resize filter, the colour order and the normalisation.
-#[test]
-fn judge_step_matches_reference_scores_given_reference_boxes() {
+fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
     let set = agreement_set();
     assert!(
         set.len() > 150,
@@ -26,7 +69,7 @@ fn judge_step_matches_reference_scores_given_reference_boxes() {
             rule: DecisionRule::Threshold(0.5),
             ..Default::default()
         };
-        let v = judge_only_pipeline().check(&read(&r.file), &opts).unwrap();
+        let v = p.check(&read(&r.file), &opts).unwrap();
         let score = v
             .live_score
             .unwrap_or_else(|| panic!("{} not judged: {:?}", r.file, v.retry_reason));
@@ -51,13 +94,12 @@ fn judge_step_matches_reference_scores_given_reference_boxes() {
 }
 
 /// (b) The detector's chosen box has IoU >= 0.8 with the reference box on >= 95% of images.
-#[test]
-fn detector_boxes_match_reference_boxes() {
+fn detector_boxes_match_reference_boxes(p: &Pipeline) {
     let set = agreement_set();
     let mut good = 0;
     let mut bad = Vec::new();
     for r in &set {
-        let v = common::check(&r.file).unwrap();
+        let v = p.check(&read(&r.file), &CheckOptions::default()).unwrap();
         let iou = v
             .face
             .as_ref()
@@ -83,15 +125,14 @@ fn detector_boxes_match_reference_boxes() {
 /// (c) End to end at threshold 0.5: the decision is the reference's on >= 93% of images, and
 /// APCER + BPCER is no worse than the reference's on the same images. A bona fide image we
 /// cannot judge (retry) counts as rejected, an attack we cannot judge as not accepted.
-#[test]
-fn end_to_end_decisions_agree_and_errors_are_no_worse() {
+fn end_to_end_decisions_agree_and_errors_are_no_worse(p: &Pipeline) {
     let set = agreement_set();
     let opts = at_threshold(0.5);
     let (mut same, mut live_n, mut spoof_n) = (0, 0, 0);
     let (mut our_rejected, mut our_accepted) = (0, 0);
     let (mut ref_rejected, mut ref_accepted) = (0, 0);
     for r in &set {
-        let v = pipeline().check(&read(&r.file), &opts).unwrap();
+        let v = p.check(&read(&r.file), &opts).unwrap();
         let ours_live = v.outcome == Outcome::Live;
         let ref_live = r.live_score.unwrap() >= 0.5;
         same += (ours_live == ref_live) as usize;

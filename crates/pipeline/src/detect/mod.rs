@@ -10,10 +10,50 @@ use crate::face::Face;
 use crate::image::RgbImage;
 use crate::PipelineError;
 
+/// How the detector looks at an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectMode {
+    /// The whole image at the detector size.
+    #[default]
+    Full,
+    /// A quarter-size pass finds the face, then a full-resolution pass on a region around
+    /// it gives the box and landmarks (cheaper for faces that fill little of the frame).
+    TwoPass,
+}
+
+impl DetectMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectMode::Full => "full",
+            DetectMode::TwoPass => "two-pass",
+        }
+    }
+}
+
+impl std::fmt::Display for DetectMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DetectMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [DetectMode::Full, DetectMode::TwoPass]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown detect mode {s:?} (full, two-pass)"))
+    }
+}
+
 /// A face detector family. Faces come back in the coordinates of the image given, largest
 /// first.
 pub trait Detector: Send + Sync {
     fn detect(&self, img: &RgbImage) -> Result<Vec<Face>, PipelineError>;
+    /// Runs every plan once, so no request pays a plan's first-run set-up.
+    fn warm_up(&self) -> Result<(), PipelineError>;
 }
 
 /// Largest first: the face the pipeline judges is the largest one.

@@ -1,37 +1,41 @@
 //! YuNet (OpenCV Zoo, 2023mar): anchor-free, one prior per cell at strides 8/16/32, with
 //! separate class and objectness heads. Decoding follows the models manifest.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
 
 use facelive_backends::{Backend, Model, Tensor};
 use facelive_models::{DetectorSpec, InputSpec, ModelSpec};
 
-use super::letterbox::{input_shape, letterbox};
+use super::letterbox::{canvases, shrink, Canvas, Shrink};
 use super::nms::nms;
-use super::{sort_largest_first, Detector};
+use super::{sort_largest_first, DetectMode, Detector};
+
+/// Context around the face the fine pass sees, in face sizes.
+const REGION_MARGIN: f32 = 1.25;
 use crate::face::{BBox, Face, Landmarks, Point};
 use crate::image::RgbImage;
+use crate::ingest::area_downscale;
+use crate::tensor::{region_to_planar, to_planar, Region};
 use crate::PipelineError;
 
 pub struct YuNet {
-    backend: Arc<dyn Backend>,
-    path: PathBuf,
-    /// Optimised plans by input shape (height, width). Each is built once, then shared and
-    /// never changed; common camera shapes are built at load time, others on first use.
-    plans: RwLock<HashMap<(usize, usize), Arc<dyn Model>>>,
+    /// One plan per canvas, smallest first, all built at load: no request builds a plan.
+    plans: Vec<CanvasPlan>,
     max_side: usize,
-    multiple: usize,
+    mode: DetectMode,
+    /// The coarsest stride: a fine-pass region starts on a multiple of it.
+    align: usize,
     input: InputSpec,
     det: DetectorSpec,
 }
 
-/// Shapes built at load time: 4:3 and 16:9 landscape frames at the default size, and every
-/// portrait or square photo (tall inputs are padded to a square).
-const WARM_SHAPES: [(usize, usize); 3] = [(480, 640), (384, 640), (640, 640)];
-/// Bound on cached plans; a shape beyond it is built for the request and dropped.
-const MAX_PLANS: usize = 64;
+struct CanvasPlan {
+    canvas: Canvas,
+    model: Arc<dyn Model>,
+    heads: Vec<Heads>,
+}
 
 /// Output indices of one stride's four heads.
 struct Heads {
@@ -44,10 +48,11 @@ struct Heads {
 
 impl YuNet {
     pub fn load(
-        backend: Arc<dyn Backend>,
+        backend: &dyn Backend,
         dir: &Path,
         spec: &ModelSpec,
         max_side: usize,
+        mode: DetectMode,
     ) -> Result<Self, PipelineError> {
         let det = spec.detector.clone().ok_or_else(|| {
             PipelineError::InvalidRequest(format!("{} is not a detector", spec.name))
@@ -58,94 +63,225 @@ impl YuNet {
                 "detector size {max_side} must be a positive multiple of {multiple}"
             )));
         }
-        let yunet = Self {
-            backend,
-            path: dir.join(&spec.file),
-            plans: RwLock::new(HashMap::new()),
-            max_side,
-            multiple,
-            input: spec.input.clone(),
-            det,
-        };
-        let scale = max_side as f32 / 640.0;
-        for (h, w) in WARM_SHAPES {
-            let (w, h) = ((w as f32 * scale) as usize, (h as f32 * scale) as usize);
-            yunet.plan(input_shape(w, h, multiple))?;
-        }
-        Ok(yunet)
-    }
-
-    fn plan(&self, shape: (usize, usize)) -> Result<Arc<dyn Model>, PipelineError> {
-        if let Some(p) = self.plans.read().expect("plan cache lock").get(&shape) {
-            return Ok(p.clone());
-        }
-        let plan = self.backend.load(&self.path, &[1, 3, shape.0, shape.1])?;
-        let mut plans = self.plans.write().expect("plan cache lock");
-        if plans.len() < MAX_PLANS {
-            plans.insert(shape, plan.clone());
-        }
-        Ok(plan)
-    }
-
-    fn heads(&self, model: &dyn Model) -> Result<Vec<Heads>, PipelineError> {
-        let names = model.output_names();
-        let find = |n: String| {
-            names.iter().position(|x| *x == n).ok_or_else(|| {
-                PipelineError::Inference(facelive_backends::BackendError::Run(format!(
-                    "YuNet output {n} not found among {names:?}"
-                )))
-            })
-        };
-        self.det
-            .strides
-            .iter()
-            .map(|&s| {
-                Ok(Heads {
-                    stride: s,
-                    cls: find(format!("cls_{s}"))?,
-                    obj: find(format!("obj_{s}"))?,
-                    bbox: find(format!("bbox_{s}"))?,
-                    kps: find(format!("kps_{s}"))?,
+        let path = dir.join(&spec.file);
+        let plans = canvases(max_side, multiple)
+            .into_iter()
+            .map(|canvas| {
+                let model = backend.load(&path, &[1, 3, canvas.height, canvas.width])?;
+                let heads = heads(&det, model.output_names())?;
+                Ok(CanvasPlan {
+                    canvas,
+                    model,
+                    heads,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, PipelineError>>()?;
+        Ok(Self {
+            plans,
+            max_side,
+            mode,
+            align: det.strides.iter().copied().max().unwrap_or(32),
+            input: spec.input.clone(),
+            det,
+        })
+    }
+
+    /// The smallest canvas that holds a `w` x `h` image (the largest holds any image
+    /// shrunk to the detector size).
+    fn plan_for(&self, w: usize, h: usize) -> &CanvasPlan {
+        self.plans
+            .iter()
+            .find(|p| p.canvas.holds(w, h))
+            .unwrap_or_else(|| self.plans.last().expect("at least one canvas"))
     }
 }
 
+fn heads(det: &DetectorSpec, names: &[String]) -> Result<Vec<Heads>, PipelineError> {
+    let find = |n: String| {
+        names.iter().position(|x| *x == n).ok_or_else(|| {
+            PipelineError::Inference(facelive_backends::BackendError::Run(format!(
+                "YuNet output {n} not found among {names:?}"
+            )))
+        })
+    };
+    det.strides
+        .iter()
+        .map(|&s| {
+            Ok(Heads {
+                stride: s,
+                cls: find(format!("cls_{s}"))?,
+                obj: find(format!("obj_{s}"))?,
+                bbox: find(format!("bbox_{s}"))?,
+                kps: find(format!("kps_{s}"))?,
+            })
+        })
+        .collect()
+}
+
 impl Detector for YuNet {
+    fn warm_up(&self) -> Result<(), PipelineError> {
+        for p in &self.plans {
+            p.model.warm_up()?;
+        }
+        Ok(())
+    }
+
     fn detect(&self, img: &RgbImage) -> Result<Vec<Face>, PipelineError> {
-        let lb = letterbox(img, self.max_side, self.multiple, &self.input);
-        let model = self.plan((lb.height, lb.width))?;
-        let outputs = model.run(Tensor::new(vec![1, 3, lb.height, lb.width], lb.tensor)?)?;
+        // The image at the detector's resolution, made once: every pass reads from it.
+        let s = shrink(img, self.max_side);
+        let small = shrunk(img, s);
+        let two_pass = match self.mode {
+            DetectMode::TwoPass => self.two_pass(&small)?,
+            DetectMode::Full => None,
+        };
+        let faces = match two_pass {
+            Some(faces) => faces,
+            None => {
+                let plan = self.plan_for(small.width as usize, small.height as usize);
+                let tensor = to_planar(&small, plan.canvas.height, plan.canvas.width, &self.input);
+                self.pass(plan, tensor, (0.0, 0.0))?
+            }
+        };
+        let mut faces = scaled(faces, 1.0 / s.scale);
+        sort_largest_first(&mut faces);
+        Ok(faces)
+    }
+}
+
+/// `img` shrunk as `s` says (itself when `s` keeps its size).
+fn shrunk(img: &RgbImage, s: Shrink) -> Cow<'_, RgbImage> {
+    if (s.width, s.height) == (img.width, img.height) {
+        Cow::Borrowed(img)
+    } else {
+        Cow::Owned(area_downscale(img, s.width, s.height))
+    }
+}
+
+/// Faces mapped by a factor `k` (from a detector frame back to the image's pixels).
+fn scaled(faces: Vec<Face>, k: f32) -> Vec<Face> {
+    faces.into_iter().map(|f| f.scaled(k, k)).collect()
+}
+
+impl YuNet {
+    /// One run of a canvas plan: faces in the detector frame's pixels, the canvas's top
+    /// left lying at `origin` there.
+    fn pass(
+        &self,
+        plan: &CanvasPlan,
+        tensor: Vec<f32>,
+        origin: (f32, f32),
+    ) -> Result<Vec<Face>, PipelineError> {
+        let shape = vec![1, 3, plan.canvas.height, plan.canvas.width];
+        let outputs = plan.model.run(Tensor::new(shape, tensor)?)?;
         let mut faces = Vec::new();
-        for h in self.heads(model.as_ref())? {
+        for h in &plan.heads {
             decode_stride(
                 &outputs,
-                &h,
-                (lb.height, lb.width),
+                h,
+                plan.canvas,
+                origin,
                 self.det.score_threshold,
                 &mut faces,
             )?;
         }
-        let mut faces = nms(faces, self.det.nms_iou);
-        let inv = 1.0 / lb.scale;
-        for f in &mut faces {
-            *f = f.scaled(inv, inv);
+        Ok(nms(faces, self.det.nms_iou))
+    }
+
+    /// Finds the face on a quarter-size canvas, then detects again on a region around it at
+    /// the full pass's resolution, aligned to the coarsest stride so its cells are the full
+    /// pass's cells. `img` is the image at the detector's resolution; faces come back in its
+    /// pixels. `None` when that would not be cheaper (small image, large face, no face
+    /// found): the caller then runs the full pass. Faces below about 40 px (at the
+    /// detector's resolution) other than the judged one can be missed by the coarse pass.
+    fn two_pass(&self, img: &RgbImage) -> Result<Option<Vec<Face>>, PipelineError> {
+        let area = |c: Canvas| c.height * c.width;
+        let full = self.plan_for(img.width as usize, img.height as usize);
+        let c = shrink(img, self.max_side / 4);
+        let cplan = self.plan_for(c.width as usize, c.height as usize);
+        if 4 * area(cplan.canvas) > area(full.canvas) {
+            return Ok(None);
         }
-        sort_largest_first(&mut faces);
-        Ok(faces)
+        let tensor = to_planar(
+            &shrunk(img, c),
+            cplan.canvas.height,
+            cplan.canvas.width,
+            &self.input,
+        );
+        let coarse = scaled(self.pass(cplan, tensor, (0.0, 0.0))?, 1.0 / c.scale);
+        let Some(big) = coarse
+            .iter()
+            .map(|f| f.bbox)
+            .max_by(|a, b| a.area().total_cmp(&b.area()))
+        else {
+            return Ok(None);
+        };
+        let region = region_around(&big, img.width, img.height, self.align);
+        let Some(plan) = self
+            .plans
+            .iter()
+            .find(|p| p.canvas.holds(region.width, region.height))
+            .filter(|p| area(p.canvas) + area(cplan.canvas) < area(full.canvas))
+        else {
+            return Ok(None);
+        };
+        let tensor = region_to_planar(
+            img,
+            region,
+            plan.canvas.height,
+            plan.canvas.width,
+            &self.input,
+        );
+        let origin = (region.x as f32, region.y as f32);
+        let inside = |b: &BBox| {
+            let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
+            let (x0, y0) = origin;
+            cx >= x0 && cy >= y0 && cx < x0 + region.width as f32 && cy < y0 + region.height as f32
+        };
+        let fine: Vec<Face> = self
+            .pass(plan, tensor, origin)?
+            .into_iter()
+            .filter(|face| inside(&face.bbox))
+            .collect();
+        if fine.is_empty() {
+            return Ok(None);
+        }
+        // Other faces, outside the region, keep their coarse boxes (they are counted, and
+        // judged only on request).
+        let mut faces = fine;
+        faces.extend(coarse.into_iter().filter(|face| !inside(&face.bbox)));
+        Ok(Some(faces))
+    }
+}
+
+/// The region of the shrunk image the fine pass sees: the face box enlarged
+/// [`REGION_MARGIN`] times around its centre, its top left snapped down to a multiple of
+/// `align`, clipped to the image.
+fn region_around(face: &BBox, width: u32, height: u32, align: usize) -> Region {
+    let side = face.width.max(face.height) * REGION_MARGIN;
+    let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
+    let snap = |v: f32| ((v.max(0.0) as usize) / align) * align;
+    let (x, y) = (snap(cx - side / 2.0), snap(cy - side / 2.0));
+    let (width, height) = (width as usize, height as usize);
+    let right = ((cx + side / 2.0).ceil().max(0.0) as usize).min(width);
+    let bottom = ((cy + side / 2.0).ceil().max(0.0) as usize).min(height);
+    Region {
+        x: x.min(width - 1),
+        y: y.min(height - 1),
+        width: right.saturating_sub(x).max(1),
+        height: bottom.saturating_sub(y).max(1),
     }
 }
 
 fn decode_stride(
     out: &[Tensor],
     h: &Heads,
-    (height, width): (usize, usize),
+    canvas: Canvas,
+    (ox, oy): (f32, f32),
     threshold: f32,
     faces: &mut Vec<Face>,
 ) -> Result<(), PipelineError> {
-    let cols = width / h.stride;
-    let n = (height / h.stride) * cols;
+    let cols = canvas.width / h.stride;
+    let n = (canvas.height / h.stride) * cols;
     let (cls, obj, bbox, kps) = (
         &out[h.cls].data,
         &out[h.obj].data,
@@ -168,12 +304,12 @@ fn decode_stride(
         }
         let (row, col) = ((i / cols) as f32, (i % cols) as f32);
         let b = &bbox[i * 4..i * 4 + 4];
-        let (cx, cy) = ((col + b[0]) * s, (row + b[1]) * s);
+        let (cx, cy) = ((col + b[0]) * s + ox, (row + b[1]) * s + oy);
         let (w, hh) = (b[2].exp() * s, b[3].exp() * s);
         let k = &kps[i * 10..i * 10 + 10];
         let lm = std::array::from_fn(|j| Point {
-            x: (k[2 * j] + col) * s,
-            y: (k[2 * j + 1] + row) * s,
+            x: (k[2 * j] + col) * s + ox,
+            y: (k[2 * j + 1] + row) * s + oy,
         });
         faces.push(Face {
             bbox: BBox {
@@ -187,4 +323,35 @@ fn decode_stride(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bbox(x: f32, y: f32, width: f32, height: f32) -> BBox {
+        BBox {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn the_region_starts_on_the_stride_and_holds_the_face_with_its_margin() {
+        let face = bbox(250.0, 130.0, 150.0, 200.0);
+        let r = region_around(&face, 640, 480, 32);
+        assert_eq!((r.x % 32, r.y % 32), (0, 0));
+        // 1.25 x 200 = 250 around the centre (325, 230): 200..450 and 105..355, snapped.
+        assert_eq!((r.x, r.y), (192, 96));
+        assert_eq!((r.x + r.width, r.y + r.height), (450, 355));
+    }
+
+    #[test]
+    fn the_region_is_clipped_to_the_image() {
+        let r = region_around(&bbox(-20.0, 400.0, 100.0, 120.0), 640, 480, 32);
+        assert_eq!((r.x, r.y), (0, 384));
+        assert_eq!((r.x + r.width, r.y + r.height), (105, 480));
+    }
 }
