@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use facelive_pipeline::{IngestOptions, PipelineConfig, QualityConfig, Thresholds};
+use std::sync::Arc;
+
+use facelive_backends::{Backend, EngineKind, Engines, TractBackend};
+use facelive_pipeline::{DetectMode, IngestOptions, PipelineConfig, QualityConfig, Thresholds};
 use serde::Deserialize;
 
 /// Settings shared by every command that runs the pipeline.
@@ -27,10 +30,54 @@ pub struct PipelineArgs {
     /// Largest side the face detector sees (a multiple of 32).
     #[arg(long, env = "FACELIVE_DETECTOR_SIZE", global = true, default_value_t = PipelineConfig::new("").detector_size)]
     pub detector_size: usize,
+    /// How the detector looks at an image: `full` (the whole image at the detector size) or
+    /// `two-pass` (a quarter-size pass finds the face, a full-resolution pass around it
+    /// gives the box).
+    #[arg(long, env = "FACELIVE_DETECT_MODE", global = true, default_value_t = DetectMode::default())]
+    pub detect_mode: DetectMode,
+    /// Engine for the face detector: `tract` (pure Rust, built in) or `ort` (ONNX Runtime,
+    /// loaded from libonnxruntime.so at run time; about 3x faster on the detector).
+    #[arg(long, env = "FACELIVE_BACKEND", global = true, value_enum, default_value_t = Engine::Tract)]
+    pub backend: Engine,
+    /// Engine for the anti-spoof models (default: tract, whatever `--backend` says: with
+    /// facelive's PReLU rewrite it runs MiniFASNet faster than ONNX Runtime, see
+    /// docs/BENCHMARKS.md).
+    #[arg(long, env = "FACELIVE_JUDGE_BACKEND", global = true, value_enum)]
+    pub judge_backend: Option<Engine>,
+    /// The ONNX Runtime library for `--backend ort` (default: libonnxruntime.so from the
+    /// dynamic loader's search path).
+    #[arg(long, env = "ORT_DYLIB_PATH", global = true)]
+    pub ort_library: Option<PathBuf>,
+    /// ONNX Runtime threads inside one model run (facelive runs requests in parallel).
+    #[arg(long, env = "FACELIVE_ORT_THREADS", global = true, default_value_t = 1)]
+    pub ort_threads: usize,
     /// Which of the settings above were given as flags or environment variables (these
     /// beat the file; the others are defaults the file may replace).
     #[arg(skip)]
     pub explicit: Vec<String>,
+}
+
+/// The engines chosen for inference, a closed set of the build's engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Tract,
+    Ort,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        EngineKind::from(self).as_str()
+    }
+}
+
+impl From<Engine> for EngineKind {
+    fn from(e: Engine) -> Self {
+        match e {
+            Engine::Tract => EngineKind::Tract,
+            Engine::Ort => EngineKind::Ort,
+        }
+    }
 }
 
 /// The TOML file. Every field is optional; missing ones keep their defaults.
@@ -41,6 +88,11 @@ pub struct FileConfig {
     pub max_pixels: Option<u64>,
     pub max_side: Option<u32>,
     pub detector_size: Option<usize>,
+    pub detect_mode: Option<DetectMode>,
+    pub backend: Option<Engine>,
+    pub judge_backend: Option<Engine>,
+    pub ort_library: Option<PathBuf>,
+    pub ort_threads: Option<usize>,
     pub thresholds: Option<Thresholds>,
     pub quality: Option<QualityConfig>,
     pub serve: Option<crate::serve::ServeFile>,
@@ -75,7 +127,17 @@ impl PipelineArgs {
     /// Records which settings the command line or environment gave.
     pub fn note_explicit(&mut self, m: &clap::ArgMatches) {
         use clap::parser::ValueSource;
-        for id in ["models_dir", "max_pixels", "max_side", "detector_size"] {
+        for id in [
+            "models_dir",
+            "max_pixels",
+            "max_side",
+            "detector_size",
+            "detect_mode",
+            "backend",
+            "judge_backend",
+            "ort_library",
+            "ort_threads",
+        ] {
             if matches!(
                 m.value_source(id),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
@@ -105,8 +167,67 @@ impl PipelineArgs {
         cfg.ingest.max_pixels = self.pick("max_pixels", self.max_pixels, file.max_pixels);
         cfg.ingest.max_side = self.pick("max_side", self.max_side, file.max_side);
         cfg.detector_size = self.pick("detector_size", self.detector_size, file.detector_size);
+        cfg.detect_mode = self.pick("detect_mode", self.detect_mode, file.detect_mode);
         cfg.thresholds = file.thresholds.unwrap_or_default();
         cfg.quality = file.quality.unwrap_or_default();
         Ok(cfg)
+    }
+
+    /// The engines chosen for the detector and the judges, from flags, environment and file.
+    pub fn engine_choice(&self) -> anyhow::Result<(Engine, Engine)> {
+        let file = self.file_config()?;
+        let backend = self.pick("backend", self.backend, file.backend);
+        let judge_backend = match self.explicit.iter().any(|e| e == "judge_backend") {
+            true => self.judge_backend,
+            false => file.judge_backend.or(self.judge_backend),
+        }
+        .unwrap_or(Engine::Tract);
+        Ok((backend, judge_backend))
+    }
+
+    /// The engines that run the detector and the judges, loaded.
+    pub fn engines(&self) -> anyhow::Result<Engines> {
+        let file = self.file_config()?;
+        let (backend, judge_backend) = self.engine_choice()?;
+        let ort = OrtSettings {
+            library: match self.explicit.iter().any(|e| e == "ort_library") {
+                true => self.ort_library.clone(),
+                false => file.ort_library.or_else(|| self.ort_library.clone()),
+            },
+            threads: self.pick("ort_threads", self.ort_threads, file.ort_threads),
+        };
+        let detector = ort.backend(backend.into())?;
+        let judge = if judge_backend == backend {
+            detector.clone()
+        } else {
+            ort.backend(judge_backend.into())?
+        };
+        Ok(Engines { detector, judge })
+    }
+}
+
+struct OrtSettings {
+    library: Option<PathBuf>,
+    threads: usize,
+}
+
+impl OrtSettings {
+    fn backend(&self, kind: EngineKind) -> anyhow::Result<Arc<dyn Backend>> {
+        match kind {
+            EngineKind::Tract => Ok(Arc::new(TractBackend)),
+            #[cfg(feature = "ort")]
+            EngineKind::Ort => {
+                let opts = facelive_backends::OrtOptions {
+                    library: self.library.clone(),
+                    intra_threads: self.threads,
+                    ..Default::default()
+                };
+                Ok(Arc::new(facelive_backends::OrtBackend::new(opts)?))
+            }
+            #[cfg(not(feature = "ort"))]
+            EngineKind::Ort => anyhow::bail!(
+                "this facelive was built without ONNX Runtime support (cargo feature `ort`)"
+            ),
+        }
     }
 }

@@ -114,17 +114,13 @@ fn main() -> ExitCode {
 pub(crate) fn load_pipeline(args: &PipelineArgs) -> anyhow::Result<Arc<Pipeline>> {
     let cfg = args.pipeline_config()?;
     let dir = cfg.models_dir.clone();
-    let pipeline = Pipeline::load(
-        cfg,
-        &Manifest::builtin(),
-        facelive_backends::default_backend(),
-    )
-    .with_context(|| {
-        format!(
-            "loading models from {} (set --models-dir or FACELIVE_MODELS_DIR, or run \
+    let pipeline =
+        Pipeline::load(cfg, &Manifest::builtin(), args.engines()?).with_context(|| {
+            format!(
+                "loading models from {} (set --models-dir or FACELIVE_MODELS_DIR, or run \
                  `facelive models pull`)",
-            dir.display()
-        )
-    })?;
+                dir.display()
+            )
+        })?;
     Ok(Arc::new(pipeline))
 }

@@ -43,6 +43,12 @@ pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
                 manifest.pack.judges.join(", ")
             );
             println!("models directory: {}", dir.display());
+            let (detector, judges) = args.engine_choice()?;
+            println!(
+                "engines: detector {}, judges {}",
+                detector.as_str(),
+                judges.as_str()
+            );
             for m in &manifest.models {
                 let in_pack = manifest.pack_models().iter().any(|p| p.name == m.name);
                 println!(
@@ -107,6 +113,12 @@ pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
                 }
             }
             println!("models directory: {}", dir.display());
+            let (detector, judges) = args.engine_choice()?;
+            println!(
+                "engines: detector {}, judges {}",
+                detector.as_str(),
+                judges.as_str()
+            );
             Ok(if failed > 0 {
                 ExitCode::from(1)
             } else {

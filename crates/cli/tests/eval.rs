@@ -144,8 +144,13 @@ fn pictures_show_the_curves(out: &std::path::Path, det_points: usize) {
     assert_eq!(curves.len(), 2, "facelive and reference");
     assert_eq!(curves[0].split(' ').count(), det_points);
     assert!(det.contains(">reference</text>") && det.contains(">facelive</text>"));
-    for point in ["weak 0.30", "balanced 0.50", "strict 0.85"] {
-        assert!(det.contains(point), "{point} not marked");
+    let t = facelive_pipeline::Thresholds::default();
+    for point in [
+        format!("weak {:.2}", t.weak),
+        format!("balanced {:.2}", t.balanced),
+        format!("strict {:.2}", t.strict),
+    ] {
+        assert!(det.contains(&point), "{point} not marked");
     }
     let hist = std::fs::read_to_string(out.join("histogram.svg")).unwrap();
     for part in [

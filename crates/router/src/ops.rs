@@ -50,6 +50,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         "name": "facelive",
         "version": env!("CARGO_PKG_VERSION"),
         "model_pack": state.pipeline.model_pack(),
+        "engines": state.pipeline.engines(),
         "thresholds": thresholds,
         "authentication": cfg.auth,
         "workers": cfg.workers,

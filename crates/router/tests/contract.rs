@@ -193,8 +193,9 @@ async fn nhn_spoofing_condition_moves_the_decision() {
     let score = reference(MIDDLING, DecisionRule::Threshold(0.5))
         .live_score
         .unwrap();
+    let t = facelive_pipeline::Thresholds::default();
     assert!(
-        score > 0.30 && score < 0.85,
+        score > t.weak && score < t.strict,
         "the test image must score between weak and strict: {score}"
     );
     let mut spoofing = Vec::new();
@@ -381,6 +382,13 @@ async fn health_ready_info_metrics_and_docs() {
     assert_eq!((code, ready["status"].as_str()), (200, Some("ready")));
     let (_, info) = body(get("/info").await.unwrap()).await;
     assert_eq!(info["model_pack"]["name"], "silentface-yunet");
+    assert_eq!(
+        (
+            info["engines"]["detector"].as_str(),
+            info["engines"]["judges"].as_str()
+        ),
+        (Some("tract"), Some("tract"))
+    );
     assert_eq!(info["thresholds"]["balanced"], 0.5);
     assert_eq!(info["dialects"].as_array().unwrap().len(), 5);
     // One request, then its count and the stage histogram are in the metrics.

@@ -32,7 +32,14 @@ impl Model for FailingModel {
         &self.0
     }
     fn output_names(&self) -> &[String] {
-        &[]
+        // YuNet's heads, which the detector looks up when it loads.
+        static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        NAMES.get_or_init(|| {
+            ["cls", "obj", "bbox", "kps"]
+                .iter()
+                .flat_map(|h| [8, 16, 32].map(|s| format!("{h}_{s}")))
+                .collect()
+        })
     }
     fn run(&self, _: Tensor) -> Result<Vec<Tensor>, BackendError> {
         Err(BackendError::Run("simulated engine failure".into()))
@@ -43,7 +50,7 @@ async fn failing_server() -> Server {
     let p = Pipeline::load(
         PipelineConfig::new(facelive_testdata::models_dir()),
         &Manifest::builtin(),
-        Arc::new(FailingEngine),
+        Arc::new(FailingEngine) as Arc<dyn facelive_backends::Backend>,
     )
     .unwrap();
     start_with(Arc::new(p), config(), false).await

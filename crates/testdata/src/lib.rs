@@ -104,3 +104,28 @@ pub fn agreement_set() -> Vec<Reference> {
         .filter(|r| r.status == "ok" && (r.label == "live" || r.label == "spoof"))
         .collect()
 }
+
+/// ONNX Runtime's library for the `ort` engine's tests: `ORT_DYLIB_PATH`, else the one
+/// `scripts/onnxruntime.sh` puts under `target/` (run here if it is not there yet: it
+/// downloads the `onnxruntime` wheel from PyPI once).
+pub fn ort_library() -> PathBuf {
+    if let Some(p) = env_path("ORT_DYLIB_PATH") {
+        assert!(p.is_file(), "ORT_DYLIB_PATH={} is not a file", p.display());
+        return p;
+    }
+    static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let script = workspace_root().join("scripts/onnxruntime.sh");
+        let out = std::process::Command::new(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed (set ORT_DYLIB_PATH to libonnxruntime.so): {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
+}
