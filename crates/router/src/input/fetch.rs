@@ -2,45 +2,38 @@
 //!
 //! Only http and https on allowed ports; every address the host resolves to is checked, by
 //! the client's own resolver, so the check holds for the connection actually made and again
-//! for every redirect (few are followed, each URL checked too). Loopback, private,
-//! link-local (cloud metadata lives there), unique-local, shared (CGNAT), multicast and
-//! unspecified addresses are refused unless an operator allows a network explicitly. The
-//! download has a deadline and a size cap.
+//! for every redirect (few are followed, each URL checked too). Every special-purpose block
+//! of the IANA registries that is not globally reachable (loopback, private, link-local
+//! where cloud metadata lives, shared, documentation, benchmarking, reserved, ...) and
+//! multicast are refused unless an operator allows a network explicitly; an IPv6 address
+//! that carries an IPv4 one (mapped, compatible, SIIT, NAT64, 6to4) is judged by that IPv4
+//! address. The download has a deadline and a size cap.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
 use crate::error::ApiError;
 
-/// A network `addr/prefix` that URL fetches may reach despite the default refusals.
+/// A network `addr/prefix` (or one address) that URL fetches may reach despite the
+/// default refusals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "String")]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Network(IpNet);
 
 impl std::str::FromStr for Network {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?}: not an IP address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = if p.is_empty() {
-            max
-        } else {
-            p.parse()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| format!("{s:?}: bad prefix"))?
-        };
-        Ok(Network { addr, prefix })
+        s.parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map(Network)
+            .map_err(|_| format!("{s:?}: not an IP address or network"))
     }
 }
 
@@ -53,17 +46,7 @@ impl TryFrom<String> for Network {
 
 impl Network {
     fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
@@ -87,52 +70,106 @@ impl Default for FetchRules {
     }
 }
 
+/// Special-purpose IPv4 blocks that are not globally reachable (IANA IPv4 Special-Purpose
+/// Address Registry), plus multicast, by the reason given when one is refused.
+const V4_REFUSED: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "unspecified (this network)"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared address space"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local (cloud metadata)"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "broadcast"),
+];
+
+/// The same for IPv6 (IANA IPv6 Special-Purpose Address Registry, site-local and
+/// multicast). Blocks that carry an IPv4 address are in [`V6_EMBEDDING`] instead.
+const V6_REFUSED: &[(&str, &str)] = &[
+    ("::1/128", "loopback"),
+    ("::/128", "unspecified"),
+    ("64:ff9b:1::/48", "local-use IPv4/IPv6 translation"),
+    ("100::/64", "discard-only"),
+    ("100:0:0:1::/64", "dummy prefix"),
+    ("2001::/23", "IETF protocol assignments (Teredo included)"),
+    ("2001:db8::/32", "documentation"),
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "segment routing"),
+    ("fc00::/7", "unique-local"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// IPv6 blocks that embed an IPv4 address, and the bit offset of its 32 bits: such an
+/// address is judged by the IPv4 address it leads to (NAT64 turns
+/// `64:ff9b::a9fe:a9fe` into 169.254.169.254).
+const V6_EMBEDDING: &[(&str, u32)] = &[
+    ("::ffff:0:0/96", 96),   // IPv4-mapped
+    ("::/96", 96),           // IPv4-compatible (deprecated)
+    ("::ffff:0:0:0/96", 96), // IPv4-translated (SIIT)
+    ("64:ff9b::/96", 96),    // NAT64 well-known prefix
+    ("2002::/16", 16),       // 6to4
+];
+
+struct Table {
+    v4: Vec<(Ipv4Net, &'static str)>,
+    v6: Vec<(Ipv6Net, &'static str)>,
+    embedding: Vec<(Ipv6Net, u32)>,
+}
+
+fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
+    T.get_or_init(|| {
+        let net4 = |s: &str| s.parse::<Ipv4Net>().expect("valid IPv4 block");
+        let net6 = |s: &str| s.parse::<Ipv6Net>().expect("valid IPv6 block");
+        Table {
+            v4: V4_REFUSED.iter().map(|(n, r)| (net4(n), *r)).collect(),
+            v6: V6_REFUSED.iter().map(|(n, r)| (net6(n), *r)).collect(),
+            embedding: V6_EMBEDDING.iter().map(|(n, at)| (net6(n), *at)).collect(),
+        }
+    })
+}
+
 /// Why an address is refused, or `None` when it may be reached.
 pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => refused_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return refused_v4(v4);
             }
-            refused_v6(v6)
+            let t = table();
+            t.v6.iter().find(|(n, _)| n.contains(&v6)).map(|(_, r)| *r)
         }
     }
 }
 
 fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local (cloud metadata)")
-    } else if o[0] == 100 && (64..128).contains(&o[1]) {
-        Some("shared address space")
-    } else if ip.is_unspecified() || o[0] == 0 {
-        Some("unspecified")
-    } else if ip.is_multicast() || ip.is_broadcast() || o[0] >= 240 {
-        Some("multicast or reserved")
-    } else {
-        None
-    }
+    let t = table();
+    t.v4.iter().find(|(n, _)| n.contains(&ip)).map(|(_, r)| *r)
 }
 
-fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if ip.is_unique_local() {
-        Some("unique-local")
-    } else if ip.is_unicast_link_local() {
-        Some("link-local")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else {
-        None
+/// The IPv4 address an IPv6 address carries, for the forms that carry one (`::` and
+/// `::1` are IPv6's own unspecified and loopback addresses, not IPv4-compatible ones).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if ip.is_unspecified() || ip.is_loopback() {
+        return None;
     }
+    let bits = u128::from(ip);
+    table()
+        .embedding
+        .iter()
+        .find(|(n, _)| n.contains(&ip))
+        .map(|(_, at)| Ipv4Addr::from((bits >> (96 - at)) as u32))
 }
 
 impl FetchRules {
@@ -294,33 +331,104 @@ fn classify(e: reqwest::Error) -> ApiError {
 mod tests {
     use super::*;
 
+    /// One address from every IANA special-purpose block that is not globally reachable
+    /// (IPv4 and IPv6 registries), and multicast and site-local.
     #[test]
-    fn forbidden_addresses_are_refused_and_public_ones_pass() {
+    fn every_special_purpose_block_is_refused() {
         for ip in [
-            "127.0.0.1",
+            "0.1.2.3",
             "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
             "100.100.100.200",
-            "0.0.0.0",
+            "127.0.0.1",
+            "127.255.255.254",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
             "::1",
+            "::",
+            "64:ff9b:1::a9fe:a9fe",
+            "100::1",
+            "100:0:0:1::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "3fff::1",
+            "5f00::1",
             "fd00:ec2::254",
             "fe80::1",
-            "::ffff:127.0.0.1",
-            "224.0.0.1",
+            "fec0::1",
+            "ff02::1",
         ] {
             assert!(
                 refused_reason(ip.parse().unwrap()).is_some(),
                 "{ip} must be refused"
             );
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+    }
+
+    /// The metadata address and loopback in every IPv6 form that embeds an IPv4 address.
+    #[test]
+    fn ipv6_forms_that_embed_a_refused_ipv4_address_are_refused() {
+        for ip in [
+            "::ffff:169.254.169.254",
+            "::169.254.169.254",
+            "::127.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::127.0.0.1",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
+        ] {
+            assert!(
+                refused_reason(ip.parse().unwrap()).is_some(),
+                "{ip} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass_in_every_form() {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "192.31.196.1",
+            "2606:4700::1111",
+            "2620:4f:8000::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(
                 refused_reason(ip.parse().unwrap()).is_none(),
                 "{ip} must pass"
             );
         }
+    }
+
+    #[test]
+    fn allowed_networks_parse_with_or_without_a_prefix() {
+        let n: Network = "10.0.0.0/8".parse().unwrap();
+        assert!(n.contains("10.9.8.7".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        let one: Network = "fd00::5".parse().unwrap();
+        assert!(one.contains("fd00::5".parse().unwrap()));
+        assert!(!one.contains("fd00::6".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+        assert!("example.com".parse::<Network>().is_err());
     }
 
     #[test]
