@@ -47,6 +47,12 @@ pub struct ServeArgs {
     /// Deadline of one request, in seconds (503 with Retry-After when exceeded).
     #[arg(long, env = "FACELIVE_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+    /// Slowest average upload rate accepted after the grace period, bytes/s (408 below).
+    #[arg(long, env = "FACELIVE_MIN_BODY_RATE", default_value_t = Limits::default().min_body_rate)]
+    pub min_body_rate: u64,
+    /// Seconds a request body may take before its average rate is checked.
+    #[arg(long, env = "FACELIVE_BODY_GRACE", default_value_t = Limits::default().body_grace.as_secs())]
+    pub body_grace: u64,
     /// Native API body limit, bytes.
     #[arg(long, env = "FACELIVE_NATIVE_MAX_BODY", default_value_t = Limits::default().native_body)]
     pub native_max_body: usize,
@@ -90,6 +96,8 @@ pub struct ServeFile {
     workers: Option<usize>,
     queue: Option<usize>,
     request_timeout: Option<u64>,
+    min_body_rate: Option<u64>,
+    body_grace: Option<u64>,
     native_max_body: Option<usize>,
     nhn_max_file: Option<usize>,
     accura_max_file: Option<usize>,
@@ -137,6 +145,8 @@ impl ServeArgs {
             workers,
             queue,
             request_timeout,
+            min_body_rate,
+            body_grace,
             native_max_body,
             nhn_max_file,
             accura_max_file,
@@ -190,6 +200,8 @@ impl ServeArgs {
             auth: !self.no_auth,
             keys,
             limits: Limits {
+                min_body_rate: self.min_body_rate,
+                body_grace: Duration::from_secs(self.body_grace),
                 native_body: self.native_max_body,
                 nhn_file: self.nhn_max_file,
                 accura_file: self.accura_max_file,

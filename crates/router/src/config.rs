@@ -23,6 +23,9 @@ pub struct Keys {
 /// Largest request body each dialect accepts, in bytes, and the largest image file.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Slowest average upload rate accepted once [`Limits::body_grace`] has passed, bytes/s.
+    pub min_body_rate: u64,
+    pub body_grace: Duration,
     pub native_body: usize,
     pub nhn_file: usize,
     pub accura_file: usize,
@@ -33,6 +36,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            // A phone on a bad 3G link still sends 20 kB/s or more; 1 byte/s does not get
+            // to hold a connection for the whole request deadline.
+            min_body_rate: 8_000,
+            body_grace: Duration::from_secs(5),
             native_body: 15_000_000,
             nhn_file: 3_000_000,
             accura_file: 1_000_000,

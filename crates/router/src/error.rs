@@ -33,6 +33,8 @@ pub enum ApiError {
     UrlFetch(String),
     #[error("the image download timed out")]
     UrlTimeout,
+    #[error("the request body arrived slower than {min_rate} bytes/s")]
+    SlowBody { min_rate: u64 },
     #[error("the server is at capacity; retry shortly")]
     Busy,
     #[error("the request took too long")]
@@ -153,6 +155,12 @@ impl ApiError {
                 "url_timeout",
                 NHN_TIMEOUT,
                 "IMAGE_TIMEOUT",
+            ),
+            ApiError::SlowBody { .. } => map(
+                S::REQUEST_TIMEOUT,
+                "body_too_slow",
+                NHN_TIMEOUT,
+                "REQUEST_TIMEOUT",
             ),
             ApiError::Busy => map(
                 S::SERVICE_UNAVAILABLE,

@@ -57,12 +57,15 @@ impl AppState {
         }))
     }
 
-    /// Runs the pipeline on the worker pool (the request was admitted by `handle`).
+    /// Admits a request whose image is in hand (or refuses it at once when the places are
+    /// full) and runs the pipeline on the worker pool. Reading a body or downloading a URL
+    /// takes no place: a slow client cannot keep others out.
     pub(crate) async fn judge(
         &self,
         bytes: Vec<u8>,
         opts: CheckOptions,
     ) -> Result<Verdict, ApiError> {
+        let _place = self.workers.admit()?;
         let p = self.pipeline.clone();
         Ok(self.workers.run(move || p.check(&bytes, &opts)).await??)
     }
@@ -71,8 +74,7 @@ impl AppState {
         self.fetcher.fetch(url, max_bytes).await
     }
 
-    /// Admits one dialect request (or refuses it at once when full), runs it under the
-    /// request deadline, and records its outcome.
+    /// Runs one dialect request under the request deadline and records its outcome.
     pub(crate) async fn handle(
         &self,
         dialect: &'static str,
@@ -80,12 +82,9 @@ impl AppState {
         fut: impl std::future::Future<Output = Result<Verdict, ApiError>>,
     ) -> Result<Verdict, ApiError> {
         let t0 = Instant::now();
-        let res = match self.workers.admit() {
-            Err(busy) => Err(busy),
-            Ok(_admitted) => match tokio::time::timeout(self.cfg.request_timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(ApiError::Timeout),
-            },
+        let res = match tokio::time::timeout(self.cfg.request_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::Timeout),
         };
         let label = match &res {
             Ok(v) => outcome_label(v),

@@ -1,7 +1,8 @@
 //! Decode and inference run off the async runtime, on at most `workers` blocking threads.
-//! A request is admitted before its body is read: at most `workers + queue` are admitted at
-//! once and the rest are refused at once with 503 and Retry-After, without reading their
-//! bodies, so overload costs little and never turns into unbounded memory or latency.
+//! A request is admitted once its image is in hand (body read, URL downloaded): at most
+//! `workers + queue` are admitted at once and the rest are refused at once with 503 and
+//! Retry-After, so overload turns into neither unbounded latency nor a queue that slow
+//! uploads can fill (bodies are read under a minimum rate, see `input::rate_guarded`).
 
 use std::sync::Arc;
 

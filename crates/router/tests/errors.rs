@@ -588,3 +588,68 @@ async fn native_image_urls_are_fetched_within_the_deadline() {
         "{j}"
     );
 }
+
+/// Eight clients with a valid key sending their bodies at a few bytes a second, against
+/// one worker and no queue: they hold no inference place, so other clients' requests are
+/// all answered, and each slow body is refused with 408 once its rate is checked.
+#[tokio::test]
+async fn slow_uploads_hold_no_place_and_are_cut_off() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.queue = 0;
+    cfg.limits.body_grace = Duration::from_secs(1);
+    let s = start(cfg).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let head =
+                    "POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer native-key\r\n\
+                            Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+                c.write_all(head.as_bytes()).await.unwrap();
+                let t0 = std::time::Instant::now();
+                // A byte every 200 ms until the server answers (or 10 s).
+                let mut answer = Vec::new();
+                while t0.elapsed() < Duration::from_secs(10) {
+                    if c.write_all(b" ").await.is_err() {
+                        break;
+                    }
+                    let mut buf = [0u8; 4096];
+                    match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => break,
+                        Ok(Ok(n)) => {
+                            answer.extend_from_slice(&buf[..n]);
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                (String::from_utf8_lossy(&answer).to_string(), t0.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile, other clients are served as usual.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let url = format!("{}/v1/liveness", s.base);
+    for _ in 0..4 {
+        let (code, j) = body(
+            s.client
+                .post(&url)
+                .bearer_auth("native-key")
+                .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
+    }
+    for t in slow {
+        let (answer, took) = t.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(answer.contains("body_too_slow"), "{answer:?}");
+        assert!(took < Duration::from_secs(5), "cut off after {took:?}");
+    }
+}

@@ -87,7 +87,7 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
     let cfg = &state.cfg;
     crate::auth::check_header(cfg.auth, headers, "api-key", "", cfg.keys.accura.as_deref())?;
     let limit = cfg.limits.accura_file;
-    let form = match input::payload(req, limit + 64 * 1024).await? {
+    let form = match input::payload(req, limit + 64 * 1024, &state.cfg.limits).await? {
         Payload::Multipart(mp) => input::form(mp, "liveness_image", limit).await?,
         Payload::Json(_) => {
             return Err(ApiError::UnsupportedMediaType("application/json".into()));

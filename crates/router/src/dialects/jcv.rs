@@ -127,7 +127,13 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
     let cfg = &state.cfg;
     crate::auth::check_header(cfg.auth, headers, "x-api-key", "", cfg.keys.jcv.as_deref())?;
     let file_limit = cfg.limits.jcv_file;
-    let body = match input::payload(req, crate::Limits::json_body_for(file_limit)).await? {
+    let body = match input::payload(
+        req,
+        crate::Limits::json_body_for(file_limit),
+        &state.cfg.limits,
+    )
+    .await?
+    {
         Payload::Json(b) => b,
         Payload::Multipart(_) => {
             return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))

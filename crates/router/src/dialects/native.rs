@@ -101,7 +101,9 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
         cfg.keys.native.as_deref(),
     )?;
     let limit = cfg.limits.native_body;
-    let (bytes, point, threshold, rotate) = match input::payload(req, limit).await? {
+    let (bytes, point, threshold, rotate) = match input::payload(req, limit, &state.cfg.limits)
+        .await?
+    {
         Payload::Json(body) => {
             let r: JsonRequest = input::json(&body)?;
             let bytes = match (r.image.base64, r.image.url) {

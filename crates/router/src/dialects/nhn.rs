@@ -133,7 +133,7 @@ async fn run(
     }
     let file_limit = cfg.limits.nhn_file;
     let body_limit = crate::Limits::json_body_for(file_limit).max(file_limit + 64 * 1024);
-    let (bytes, point) = match input::payload(req, body_limit).await? {
+    let (bytes, point) = match input::payload(req, body_limit, &state.cfg.limits).await? {
         Payload::Json(body) => {
             let r: JsonRequest =
                 input::json(&body).map_err(|e| ApiError::InvalidParam(e.to_string()))?;

@@ -92,7 +92,7 @@ async fn run(
         cfg.keys.spoofsense.as_deref(),
     )?;
     let limit = cfg.limits.spoofsense_body;
-    let body = match input::payload(req, limit).await? {
+    let body = match input::payload(req, limit, &state.cfg.limits).await? {
         Payload::Json(b) => b,
         Payload::Multipart(_) => {
             return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))

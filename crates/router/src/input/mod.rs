@@ -9,7 +9,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use base64::Engine;
+use futures_util::StreamExt;
+use std::time::Duration;
 
+use crate::config::Limits;
 use crate::error::ApiError;
 
 /// A request body by kind, chosen from its content type.
@@ -19,8 +22,9 @@ pub enum Payload {
 }
 
 /// Refuses a body whose declared length is over `limit` before reading any of it, then
-/// reads JSON whole (still under `limit`) or hands multipart over for streaming.
-pub async fn payload(req: Request, limit: usize) -> Result<Payload, ApiError> {
+/// reads JSON whole (still under `limit`) or hands multipart over for streaming, both at
+/// no less than the minimum rate of `limits` (see [`rate_guarded`]).
+pub async fn payload(req: Request, limit: usize, limits: &Limits) -> Result<Payload, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -35,6 +39,7 @@ pub async fn payload(req: Request, limit: usize) -> Result<Payload, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let req = req.map(|b| rate_guarded(b, limits.min_body_rate, limits.body_grace));
     if ctype.starts_with("application/json") {
         Ok(Payload::Json(read_limited(req.into_body(), limit).await?))
     } else if ctype.starts_with("multipart/form-data") {
@@ -50,7 +55,51 @@ pub async fn payload(req: Request, limit: usize) -> Result<Payload, ApiError> {
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::BodyTooLarge { limit })
+        .map_err(|e| slow_body(&e).unwrap_or(ApiError::BodyTooLarge { limit }))
+}
+
+/// The error a too-slow body ends with: found again in whatever error wraps it.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived slower than {min_rate} bytes/s")]
+struct TooSlow {
+    min_rate: u64,
+}
+
+/// `ApiError::SlowBody` when `e` (or what it wraps) is a [`rate_guarded`] body's refusal.
+pub fn slow_body(e: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<TooSlow>() {
+            return Some(ApiError::SlowBody {
+                min_rate: t.min_rate,
+            });
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// `body`, failing once its average rate since the request began falls under `min_rate`
+/// bytes/s after `grace`: a client sending a byte a second cannot hold its connection and
+/// buffer for the whole request deadline. Each chunk must arrive before
+/// `start + max(grace, received / min_rate)`.
+pub fn rate_guarded(body: Body, min_rate: u64, grace: Duration) -> Body {
+    let start = tokio::time::Instant::now();
+    let stream = body.into_data_stream();
+    let guarded = futures_util::stream::unfold(Some((stream, 0u64)), move |state| async move {
+        let (mut stream, got) = state?;
+        let allowed = Duration::from_secs_f64(got as f64 / min_rate.max(1) as f64).max(grace);
+        match tokio::time::timeout_at(start + allowed, stream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                let got = got + chunk.len() as u64;
+                Some((Ok(chunk), Some((stream, got))))
+            }
+            Ok(Some(Err(e))) => Some((Err(axum::Error::new(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::Error::new(TooSlow { min_rate })), None)),
+        }
+    });
+    Body::from_stream(guarded)
 }
 
 /// Parses a JSON body. The error names the place, never the value found there: a value
@@ -103,7 +152,9 @@ pub async fn form(
 ) -> Result<Form, ApiError> {
     let mut form = Form::default();
     let too_large = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        if let Some(slow) = slow_body(&e) {
+            slow
+        } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge { limit: file_limit }
         } else {
             ApiError::InvalidParam(format!("malformed multipart body: {}", e.body_text()))
