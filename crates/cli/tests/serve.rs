@@ -157,3 +157,60 @@ fn base64_chunk(b: &[u8]) -> String {
         })
         .collect()
 }
+
+/// A flood of unauthenticated requests is not logged request by request: one summary with
+/// the count, once the interval has passed, and the log stays small.
+#[test]
+fn an_unauthenticated_flood_is_logged_as_one_summary() {
+    use std::io::{Read, Write};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env("FACELIVE_MODELS_DIR", models_dir())
+            .env("FACELIVE_API_KEY", "the-key")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base);
+    let before = std::fs::metadata(log.path()).unwrap().len();
+    let refused = |n: usize| {
+        for _ in 0..n {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.write_all(
+                b"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\
+                  Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            )
+            .unwrap();
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        }
+    };
+    refused(300);
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    refused(1);
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let flood = &text[before as usize..];
+    let summaries: Vec<&str> = flood.lines().filter(|l| l.contains("refused")).collect();
+    assert_eq!(summaries.len(), 1, "{flood}");
+    assert!(
+        summaries[0].contains("WARN") && summaries[0].contains("total=301"),
+        "{flood}"
+    );
+    assert!(
+        flood.len() < 2000,
+        "{} bytes of log for 301 refusals:\n{flood}",
+        flood.len()
+    );
+}

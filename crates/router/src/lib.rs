@@ -12,6 +12,7 @@ pub mod error;
 pub mod input;
 mod openapi;
 mod ops;
+mod refusals;
 mod work;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,7 @@ pub use error::ApiError;
 pub use input::fetch::{FetchRules, Network};
 
 use input::fetch::Fetcher;
+use refusals::Refusals;
 use work::Workers;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -41,6 +43,7 @@ pub struct AppState {
     workers: Workers,
     fetcher: Fetcher,
     metrics: PrometheusHandle,
+    refusals: Refusals,
     ready: AtomicBool,
 }
 
@@ -53,6 +56,7 @@ impl AppState {
             pipeline,
             cfg,
             metrics,
+            refusals: Refusals::new(refusals::INTERVAL),
             ready: AtomicBool::new(false),
         }))
     }
@@ -95,6 +99,17 @@ impl AppState {
             .increment(1);
         metrics::histogram!("facelive_request_duration_seconds", "dialect" => dialect).record(secs);
         match &res {
+            Err(e) if refusals::is_refusal(e) => self.refusals.note(label),
+            // Overload, not a fault: a warning, like the refusals.
+            Err(ApiError::Timeout) => {
+                tracing::warn!(
+                    request_id,
+                    dialect,
+                    outcome = label,
+                    ms = secs * 1e3,
+                    "request timed out"
+                )
+            }
             Err(e) if e.mapping().status.is_server_error() => {
                 tracing::error!(request_id, dialect, outcome = label, ms = secs * 1e3, error = %e, "request failed")
             }
