@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use facelive_router::{AppState, FetchRules, Keys, Limits, Network, ServerConfig};
+use facelive_router::{AppState, Connections, FetchRules, Keys, Limits, Network, ServerConfig};
 use serde::Deserialize;
 
 use crate::config::PipelineArgs;
@@ -53,6 +53,12 @@ pub struct ServeArgs {
     /// Seconds a request body may take before its average rate is checked.
     #[arg(long, env = "FACELIVE_BODY_GRACE", default_value_t = Limits::default().body_grace.as_secs())]
     pub body_grace: u64,
+    /// Open connections at once; beyond, new ones are closed at once.
+    #[arg(long, env = "FACELIVE_MAX_CONNECTIONS", default_value_t = Connections::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "FACELIVE_HEADER_TIMEOUT", default_value_t = Connections::default().header_read_timeout.as_secs())]
+    pub header_timeout: u64,
     /// Native API body limit, bytes.
     #[arg(long, env = "FACELIVE_NATIVE_MAX_BODY", default_value_t = Limits::default().native_body)]
     pub native_max_body: usize,
@@ -98,6 +104,8 @@ pub struct ServeFile {
     request_timeout: Option<u64>,
     min_body_rate: Option<u64>,
     body_grace: Option<u64>,
+    max_connections: Option<usize>,
+    header_timeout: Option<u64>,
     native_max_body: Option<usize>,
     nhn_max_file: Option<usize>,
     accura_max_file: Option<usize>,
@@ -147,6 +155,8 @@ impl ServeArgs {
             request_timeout,
             min_body_rate,
             body_grace,
+            max_connections,
+            header_timeout,
             native_max_body,
             nhn_max_file,
             accura_max_file,
@@ -220,6 +230,11 @@ impl ServeArgs {
                 allow: self.url_allow_network.clone(),
                 timeout: Duration::from_secs(self.url_timeout),
                 ..FetchRules::default()
+            },
+            connections: Connections {
+                max_connections: self.max_connections.max(1),
+                header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                ..Connections::default()
             },
         })
     }

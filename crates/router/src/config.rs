@@ -69,4 +69,26 @@ pub struct ServerConfig {
     pub queue: usize,
     pub request_timeout: Duration,
     pub fetch: FetchRules,
+    pub connections: Connections,
+}
+
+/// Bounds on connections, whatever their requests do.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    /// Open connections at once; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (HTTP/1).
+    pub header_read_timeout: Duration,
+    /// HTTP/2 keep-alive ping interval: a peer that stops answering is dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }

@@ -24,10 +24,14 @@ use axum::http::HeaderName;
 use axum::routing::{get, post};
 use axum::Router;
 use facelive_pipeline::{CheckOptions, Outcome, Pipeline, Verdict};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-pub use config::{Keys, Limits, ServerConfig};
+pub use config::{Connections, Keys, Limits, ServerConfig};
 pub use error::ApiError;
 pub use input::fetch::{FetchRules, Network};
 
@@ -219,6 +223,11 @@ pub async fn warm_up(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish.
+///
+/// The accept loop is facelive's own rather than `axum::serve` for what a server facing
+/// the internet needs: a deadline for a request's headers (hyper enforces none without a
+/// timer, so connections trickling headers stayed open indefinitely) and a bound on open
+/// connections (beyond it new ones are closed at once).
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
@@ -227,7 +236,58 @@ pub async fn serve(
     warm_up(&state)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_connections(state, listener, shutdown).await
+}
+
+/// [`serve`] without the warm-up: accepts and serves connections until `shutdown`.
+pub async fn serve_connections(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let conn = state.cfg.connections.clone();
+    let open = Arc::new(tokio::sync::Semaphore::new(conn.max_connections));
+    let app = app(state);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(place) = open.clone().try_acquire_owned() else {
+            metrics::counter!("facelive_connections_refused_total").increment(1);
+            continue;
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(conn.header_read_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(conn.idle_timeout);
+        let served = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(app.clone()),
+            )
+            .into_owned();
+        let served = graceful.watch(served);
+        tokio::spawn(async move {
+            let _ = served.await;
+            drop(place);
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -653,3 +653,59 @@ async fn slow_uploads_hold_no_place_and_are_cut_off() {
         assert!(took < Duration::from_secs(5), "cut off after {took:?}");
     }
 }
+
+/// Headers sent a byte at a time do not keep a connection: it is closed once the header
+/// deadline passes. Connections beyond the limit are closed at once.
+#[tokio::test]
+async fn slow_headers_and_surplus_connections_are_closed() {
+    let mut cfg = config();
+    cfg.connections.header_read_timeout = Duration::from_secs(1);
+    cfg.connections.max_connections = 4;
+    let s = start(cfg).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let t0 = std::time::Instant::now();
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let closed_after = loop {
+        // One header byte every 100 ms, never finishing.
+        if trickle.write_all(b"X").await.is_err() {
+            break t0.elapsed();
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), trickle.read(&mut buf)).await {
+            Ok(Ok(_)) | Ok(Err(_)) => break t0.elapsed(),
+            Err(_) => assert!(t0.elapsed() < Duration::from_secs(5), "still open"),
+        }
+    };
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "{closed_after:?}"
+    );
+    // Four idle connections fill the limit; a fifth is closed without an answer.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fifth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = fifth
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(2), fifth.read_to_end(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf));
+    // Once they go, the server answers again.
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        s.client
+            .get(format!("{}/health", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -53,6 +53,7 @@ pub fn config() -> ServerConfig {
         queue: 8,
         request_timeout: Duration::from_secs(30),
         fetch: FetchRules::default(),
+        connections: Default::default(),
     }
 }
 
@@ -74,7 +75,7 @@ pub async fn start_with(pipeline: Arc<Pipeline>, cfg: ServerConfig, warm: bool) 
         facelive_router::warm_up(&state).await.unwrap();
     }
     tokio::spawn(async move {
-        axum::serve(listener, facelive_router::app(state))
+        facelive_router::serve_connections(state, listener, std::future::pending())
             .await
             .unwrap();
     });
