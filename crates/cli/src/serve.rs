@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Seconds a request body may take before its average rate is checked.
     #[arg(long, env = "FACELIVE_BODY_GRACE", default_value_t = Limits::default().body_grace.as_secs())]
     pub body_grace: u64,
+    /// Pixels (from the images' headers) decoded at once across the server; larger images
+    /// wait for each other.
+    #[arg(long, env = "FACELIVE_DECODE_BUDGET_PIXELS", default_value_t = Limits::default().decode_budget_pixels)]
+    pub decode_budget_pixels: u64,
     /// Open connections at once; beyond, new ones are closed at once.
     #[arg(long, env = "FACELIVE_MAX_CONNECTIONS", default_value_t = Connections::default().max_connections)]
     pub max_connections: usize,
@@ -106,6 +110,7 @@ pub struct ServeFile {
     body_grace: Option<u64>,
     max_connections: Option<usize>,
     header_timeout: Option<u64>,
+    decode_budget_pixels: Option<u64>,
     native_max_body: Option<usize>,
     nhn_max_file: Option<usize>,
     accura_max_file: Option<usize>,
@@ -157,6 +162,7 @@ impl ServeArgs {
             body_grace,
             max_connections,
             header_timeout,
+            decode_budget_pixels,
             native_max_body,
             nhn_max_file,
             accura_max_file,
@@ -212,6 +218,7 @@ impl ServeArgs {
             limits: Limits {
                 min_body_rate: self.min_body_rate,
                 body_grace: Duration::from_secs(self.body_grace),
+                decode_budget_pixels: self.decode_budget_pixels,
                 native_body: self.native_max_body,
                 nhn_file: self.nhn_max_file,
                 accura_file: self.accura_max_file,

@@ -183,3 +183,14 @@ fn refusals_name_what_was_found() {
     let e = check("edge/bomb_30000x30000.png").unwrap_err();
     assert!(e.to_string().contains("30000x30000"), "{e}");
 }
+
+#[test]
+fn header_pixels_come_from_the_header_alone() {
+    use facelive_pipeline::ingest::header_pixels;
+    let bomb = facelive_testdata::read("edge/bomb_30000x30000.png");
+    assert_eq!(header_pixels(&bomb).unwrap(), 900_000_000);
+    let frame = facelive_testdata::read("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
+    assert_eq!(header_pixels(&frame).unwrap(), 640 * 480);
+    let text = facelive_testdata::read("edge/text.png");
+    assert!(header_pixels(&text).is_err());
+}

@@ -26,6 +26,8 @@ pub struct Limits {
     /// Slowest average upload rate accepted once [`Limits::body_grace`] has passed, bytes/s.
     pub min_body_rate: u64,
     pub body_grace: Duration,
+    /// Pixels (width x height from the headers) decoded at once across the server.
+    pub decode_budget_pixels: u64,
     pub native_body: usize,
     pub nhn_file: usize,
     pub accura_file: usize,
@@ -40,6 +42,9 @@ impl Default for Limits {
             // to hold a connection for the whole request deadline.
             min_body_rate: 8_000,
             body_grace: Duration::from_secs(5),
+            // One 40 Mpx image (the pixel limit) and a few camera frames: an RGBA PNG costs
+            // about 7.5 bytes a pixel at its peak while decoding (300 MB at 40 Mpx).
+            decode_budget_pixels: 48_000_000,
             native_body: 15_000_000,
             nhn_file: 3_000_000,
             accura_file: 1_000_000,

@@ -55,7 +55,7 @@ impl AppState {
     pub fn new(pipeline: Arc<Pipeline>, cfg: ServerConfig) -> Result<Arc<Self>, ApiError> {
         let metrics = metrics_recorder();
         Ok(Arc::new(Self {
-            workers: Workers::new(cfg.workers, cfg.queue),
+            workers: Workers::new(cfg.workers, cfg.queue, cfg.limits.decode_budget_pixels),
             fetcher: Fetcher::new(cfg.fetch.clone())?,
             pipeline,
             cfg,
@@ -74,6 +74,11 @@ impl AppState {
         opts: CheckOptions,
     ) -> Result<Verdict, ApiError> {
         let _place = self.workers.admit()?;
+        // The pixels this image will decode, from its header, are reserved before decoding:
+        // concurrent large images wait for each other instead of multiplying memory. A bad
+        // header reserves nothing (decoding refuses it).
+        let pixels = facelive_pipeline::ingest::header_pixels(&bytes).unwrap_or(0);
+        let _pixels = self.workers.reserve_pixels(pixels).await?;
         let p = self.pipeline.clone();
         Ok(self.workers.run(move || p.check(&bytes, &opts)).await??)
     }

@@ -14,15 +14,32 @@ use crate::error::ApiError;
 pub struct Workers {
     admit: Arc<Semaphore>,
     run: Arc<Semaphore>,
+    /// Pixels being decoded at once, server-wide.
+    pixels: Arc<Semaphore>,
+    pixel_budget: u32,
 }
 
 impl Workers {
-    pub fn new(workers: usize, queue: usize) -> Self {
+    pub fn new(workers: usize, queue: usize, pixel_budget: u64) -> Self {
         let workers = workers.max(1);
+        let pixel_budget = pixel_budget.clamp(1, u32::MAX as u64) as u32;
         Self {
             admit: Arc::new(Semaphore::new(workers + queue)),
             run: Arc::new(Semaphore::new(workers)),
+            pixels: Arc::new(Semaphore::new(pixel_budget as usize)),
+            pixel_budget,
         }
+    }
+
+    /// Waits until `pixels` fit the decode budget and holds them (an image over the whole
+    /// budget waits for all of it and is decoded alone).
+    pub async fn reserve_pixels(&self, pixels: u64) -> Result<OwnedSemaphorePermit, ApiError> {
+        let n = pixels.min(self.pixel_budget as u64) as u32;
+        self.pixels
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| ApiError::Internal("decode budget closed".into()))
     }
 
     /// A place among the admitted requests, held for the request's life.
@@ -59,5 +76,34 @@ impl Workers {
     /// Requests admitted (running or waiting) right now.
     pub fn in_flight(&self, capacity: usize) -> usize {
         capacity - self.admit.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn images_over_the_remaining_budget_wait_for_it() {
+        let w = Workers::new(2, 0, 100);
+        let first = w.reserve_pixels(80).await.unwrap();
+        let mut second = Box::pin(w.reserve_pixels(80));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut second)
+                .await
+                .is_err(),
+            "80 + 80 pixels must not be decoded at once within a budget of 100"
+        );
+        drop(first);
+        let _second = second.await.unwrap();
+        // An image over the whole budget waits for all of it, then goes alone.
+        let mut huge = Box::pin(w.reserve_pixels(10_000));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut huge)
+                .await
+                .is_err()
+        );
+        drop(_second);
+        huge.await.unwrap();
     }
 }

@@ -709,3 +709,29 @@ async fn slow_headers_and_surplus_connections_are_closed() {
         200
     );
 }
+
+/// With a decode budget smaller than one camera frame, concurrent requests and an image
+/// many times the budget are still all answered: each waits its turn, none is lost.
+#[tokio::test]
+async fn a_small_decode_budget_serialises_images_without_losing_any() {
+    let mut cfg = config();
+    cfg.limits.decode_budget_pixels = 200_000;
+    let s = start(cfg).await;
+    let url = format!("{}/v1/liveness", s.base);
+    let mut tasks = Vec::new();
+    for rel in [LIVE, LIVE, SPOOF, "live/deepface_img49.jpg"] {
+        let req = s
+            .client
+            .post(&url)
+            .bearer_auth("native-key")
+            .json(&json!({"image": {"base64": b64(&image(rel))}}));
+        tasks.push(tokio::spawn(async move {
+            body(req.send().await.unwrap()).await
+        }));
+    }
+    for t in tasks {
+        let (code, j) = t.await.unwrap();
+        assert_eq!(code, 200, "{j}");
+        assert!(j["live_score"].is_number(), "{j}");
+    }
+}

@@ -13,6 +13,13 @@ fn corrupt(reason: impl ToString) -> PipelineError {
     }
 }
 
+pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), PipelineError> {
+    let mut dec = Decoder::new(Cursor::new(bytes));
+    dec.read_info().map_err(corrupt)?;
+    let info = dec.info().ok_or_else(|| corrupt("no frame header"))?;
+    Ok((info.width as u32, info.height as u32))
+}
+
 pub(super) fn decode(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, PipelineError> {
     if !has_end_of_image(bytes) {
         // libjpeg and jpeg-decoder both fill a cut-off scan with grey and carry on; a

@@ -116,6 +116,17 @@ pub fn ingest(bytes: &[u8], opts: &IngestOptions) -> Result<Ingested, PipelineEr
     Ok(Ingested { image, info })
 }
 
+/// Pixels the image's header declares (width x height), read without decoding: what a
+/// server reserves from its decode budget before decoding. Errors are the ones decoding
+/// would give for a bad header.
+pub fn header_pixels(bytes: &[u8]) -> Result<u64, PipelineError> {
+    let (w, h) = match sniff(bytes)? {
+        Format::Jpeg => jpeg::dimensions(bytes)?,
+        Format::Png => png::dimensions(bytes)?,
+    };
+    Ok(w as u64 * h as u64)
+}
+
 /// The size of a `w` x `h` image shrunk (never enlarged) to fit `max_side`.
 pub(crate) fn fit_within(w: u32, h: u32, max_side: u32) -> (u32, u32) {
     let long = w.max(h);

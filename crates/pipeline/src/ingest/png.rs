@@ -13,6 +13,13 @@ fn corrupt(reason: impl ToString) -> PipelineError {
     }
 }
 
+pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), PipelineError> {
+    let reader = Decoder::new(Cursor::new(bytes))
+        .read_info()
+        .map_err(corrupt)?;
+    Ok((reader.info().width, reader.info().height))
+}
+
 pub(super) fn decode(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, PipelineError> {
     // The decoder's own allocation cap backs up the header check below.
     let limits = Limits {
