@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Hostile clients against `facelive serve` on 127.0.0.1 (docs/SECURITY.md).
+
+usage: hostile.py [--bin ./target/release/facelive] [--port 18091]
+
+Starts the server (FACELIVE_MODELS_DIR must point at the models), then in turn:
+  bombs     3 and 8 concurrent 6320x6320 RGBA PNGs (170 kB each): the server's peak RSS
+  slow      20 clients with a valid key sending bodies at ~5 bytes/s while 200 normal
+            requests are made one after another: their success rate and p99, beside p99
+            of the same requests without the slow clients
+  flood     10 s of requests with a wrong key: bytes of log written
+  headers   50 connections sending headers at 1 byte/s: how many are open after 15 s
+  memory    RSS before the load, at its peak, and 60 s after
+Python standard library only; every connection goes to 127.0.0.1.
+"""
+import argparse, base64, json, os, socket, struct, subprocess, sys, tempfile, threading, time, zlib
+
+KEY = "hostile-test-key"
+
+
+def rss_kb(pid, field="VmRSS"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def bomb_png(side=6320):
+    def chunk(t, d):
+        c = struct.pack(">I", len(d)) + t + d
+        return c + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    row = b"\x00" + bytes([200, 180, 160, 255]) * side
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * side, 9)) + chunk(b"IEND", b"")
+
+
+def post(port, body, key=KEY, timeout=60):
+    """One native-API request; returns (status, seconds)."""
+    t = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    head = (f"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    s.sendall(head.encode() + body)
+    data = b""
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        data += part
+    s.close()
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, time.perf_counter() - t
+
+
+def json_body(img):
+    return json.dumps({"image": {"base64": base64.b64encode(img).decode()}}).encode()
+
+
+def concurrently(n, fn):
+    out = [None] * n
+    def run(i):
+        try:
+            out[i] = fn()
+        except OSError as e:
+            out[i] = (0, str(e))
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return out
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="./target/release/facelive")
+    ap.add_argument("--port", type=int, default=18091)
+    ap.add_argument("--image", default="../shared/data/dev/live/nuaa_ClientRaw_0001_00_00_01_134.jpg")
+    a = ap.parse_args()
+    log = tempfile.NamedTemporaryFile(delete=False)
+    env = dict(os.environ, FACELIVE_API_KEY=KEY)
+    srv = subprocess.Popen([a.bin, "serve", "--listen", f"127.0.0.1:{a.port}"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", a.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(1)
+        normal = json_body(open(a.image, "rb").read())
+        post(a.port, normal)
+        idle = rss_kb(srv.pid)
+        print(f"memory: idle RSS {idle / 1024:.0f} MB")
+
+        bomb = json_body(bomb_png())
+        for n in (3, 8):
+            res = concurrently(n, lambda: post(a.port, bomb))
+            codes = sorted(r[0] for r in res)
+            print(f"bombs: {n} concurrent 6320x6320 RGBA PNGs ({len(bomb) // 1024} kB bodies): statuses {codes}, "
+                  f"peak RSS so far {rss_kb(srv.pid, 'VmHWM') / 1024:.0f} MB")
+
+        base = [post(a.port, normal) for _ in range(100)]
+        base_p99 = p99([t for _, t in base])
+        stop = threading.Event()
+        def slow_client():
+            while not stop.is_set():
+                try:
+                    s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+                    s.sendall((f"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n").encode())
+                    while not stop.is_set():
+                        s.sendall(b" ")
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+        slow = [threading.Thread(target=slow_client, daemon=True) for _ in range(20)]
+        [t.start() for t in slow]
+        time.sleep(1)
+        loaded = [post(a.port, normal) for _ in range(200)]
+        stop.set()
+        ok = sum(1 for c, _ in loaded if c == 200)
+        print(f"slow: with 20 slow-body clients, {ok}/200 other requests answered 200 "
+              f"({100 * ok / 200:.1f}%), p99 {p99([t for _, t in loaded]):.0f} ms; without them p99 {base_p99:.0f} ms")
+
+        log.flush()
+        before = os.path.getsize(log.name)
+        t_end = time.time() + 10
+        def flood():
+            n = 0
+            while time.time() < t_end:
+                post(a.port, b"{}", key="wrong")
+                n += 1
+            return n
+        sent = sum(concurrently(4, flood))
+        time.sleep(0.5)
+        print(f"flood: {sent} requests with a wrong key in 10 s wrote {os.path.getsize(log.name) - before} bytes of log")
+
+        conns = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", a.port))
+            s.setblocking(False)
+            conns.append(s)
+        t0 = time.time()
+        while time.time() - t0 < 15:
+            for s in conns:
+                try:
+                    s.send(b"X")
+                except OSError:
+                    pass
+            time.sleep(1)
+        open_ = 0
+        for s in conns:
+            try:
+                s.send(b"X")
+                open_ += 1 if s.recv(1) != b"" else 0
+            except BlockingIOError:
+                open_ += 1
+            except OSError:
+                pass
+        print(f"headers: {open_}/50 slow-header connections still open after 15 s")
+
+        peak = rss_kb(srv.pid, "VmHWM")
+        time.sleep(60)
+        print(f"memory: idle {idle / 1024:.0f} MB, peak {peak / 1024:.0f} MB, 60 s after the load {rss_kb(srv.pid) / 1024:.0f} MB")
+    finally:
+        srv.terminate()
+        srv.wait()
+        os.unlink(log.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
