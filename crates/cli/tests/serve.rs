@@ -23,6 +23,28 @@ fn get(url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The real server on a free port with `env`, its log going to a file; ready when returned.
+fn logged_server(env: &[(&str, &str)]) -> (Killed, u16, tempfile::NamedTempFile) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env("FACELIVE_MODELS_DIR", models_dir())
+            .envs(env.iter().copied())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}"));
+    (server, port, log)
+}
+
 fn wait_ready(base: &str) {
     let t0 = Instant::now();
     while get(&format!("{base}/ready")).is_none() {
@@ -90,25 +112,11 @@ fn serve_reads_its_settings_from_the_file_and_the_environment_beats_it() {
 
 #[test]
 fn logs_carry_request_id_dialect_outcome_and_timing_but_never_image_bytes_or_keys() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_facelive"))
-            .env("FACELIVE_MODELS_DIR", models_dir())
-            .env("FACELIVE_API_KEY", "very-secret-key")
-            .env("FACELIVE_LOG", "debug")
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut server, port, log) = logged_server(&[
+        ("FACELIVE_API_KEY", "very-secret-key"),
+        ("FACELIVE_LOG", "debug"),
+    ]);
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base);
     let img = facelive_testdata::dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
     let out = Command::new("curl")
         .args([
@@ -163,24 +171,7 @@ fn base64_chunk(b: &[u8]) -> String {
 #[test]
 fn an_unauthenticated_flood_is_logged_as_one_summary() {
     use std::io::{Read, Write};
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_facelive"))
-            .env("FACELIVE_MODELS_DIR", models_dir())
-            .env("FACELIVE_API_KEY", "the-key")
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base);
+    let (mut server, port, log) = logged_server(&[("FACELIVE_API_KEY", "the-key")]);
     let before = std::fs::metadata(log.path()).unwrap().len();
     let refused = |n: usize| {
         for _ in 0..n {
