@@ -27,6 +27,7 @@ with zipfile.ZipFile(wheel) as z:
     with z.open(name) as src, open(sys.argv[3], "wb") as dst:
         dst.write(src.read())
 PY
+  chmod 644 "$part"
   mv "$part" "$lib"
 fi
 echo "$(pwd)/$lib"
