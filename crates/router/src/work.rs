@@ -95,7 +95,7 @@ mod tests {
             "80 + 80 pixels must not be decoded at once within a budget of 100"
         );
         drop(first);
-        let _second = second.await.unwrap();
+        let second = second.await.unwrap();
         // An image over the whole budget waits for all of it, then goes alone.
         let mut huge = Box::pin(w.reserve_pixels(10_000));
         assert!(
@@ -103,7 +103,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        drop(_second);
-        huge.await.unwrap();
+        drop(second);
+        let _alone = huge.await.unwrap();
     }
 }

@@ -12,6 +12,7 @@ mod shape;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use ort::environment::Environment;
@@ -150,6 +151,7 @@ impl OrtBackend {
         drop(first);
         Ok(Pool {
             sessions,
+            next: AtomicUsize::new(0),
             input_name,
             output_names,
         })
@@ -159,6 +161,8 @@ impl OrtBackend {
 /// Sessions of one model: runs that can go at once.
 struct Pool {
     sessions: Vec<Mutex<Session>>,
+    /// Where a run waits when every session is busy, in turn, so waiters spread out.
+    next: AtomicUsize,
     input_name: String,
     output_names: Vec<String>,
 }
@@ -169,7 +173,7 @@ struct OrtModel {
 }
 
 impl Pool {
-    /// A free session if there is one, else wait for the first.
+    /// A free session if there is one, else wait for one, taking turns.
     fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
         for s in &self.sessions {
             match s.try_lock() {
