@@ -182,7 +182,8 @@ impl Pool {
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        let mut g = self.sessions[0].lock().unwrap_or_else(|p| p.into_inner());
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let mut g = self.sessions[i].lock().unwrap_or_else(|p| p.into_inner());
         f(&mut g)
     }
 }
