@@ -11,14 +11,14 @@ use facelive_models::{DetectorSpec, InputSpec, ModelSpec};
 use super::letterbox::{canvases, shrink, Canvas, Shrink};
 use super::nms::nms;
 use super::{sort_largest_first, DetectMode, Detector};
-
-/// Context around the face the fine pass sees, in face sizes.
-const REGION_MARGIN: f32 = 1.25;
 use crate::face::{BBox, Face, Landmarks, Point};
 use crate::image::RgbImage;
 use crate::ingest::area_downscale;
 use crate::tensor::{region_to_planar, to_planar, Region};
 use crate::PipelineError;
+
+/// Context around the face the fine pass sees, in face sizes.
+const REGION_MARGIN: f32 = 1.25;
 
 pub struct YuNet {
     /// One plan per canvas, smallest first, all built at load: no request builds a plan.
