@@ -545,17 +545,7 @@ async fn saturation_is_refused_quickly_with_retry_after() {
     }
     assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
     // The server is still there and answers normally once the burst is over.
-    let (code, _) = body(
-        s.client
-            .post(&url)
-            .bearer_auth("native-key")
-            .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(code, 200);
+    assert_eq!(native_json(&s, LIVE).await.0, 200);
 }
 
 #[tokio::test]
@@ -632,18 +622,8 @@ async fn slow_uploads_hold_no_place_and_are_cut_off() {
         .collect();
     // Meanwhile, other clients are served as usual.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let url = format!("{}/v1/liveness", s.base);
     for _ in 0..4 {
-        let (code, j) = body(
-            s.client
-                .post(&url)
-                .bearer_auth("native-key")
-                .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (code, j) = native_json(&s, LIVE).await;
         assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
     }
     for t in slow {

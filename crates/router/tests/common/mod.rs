@@ -95,6 +95,20 @@ pub async fn body(resp: reqwest::Response) -> (u16, serde_json::Value) {
     )
 }
 
+/// Posts a dev image to the native API as base64 JSON with the test key.
+pub async fn native_json(s: &Server, rel: &str) -> (u16, serde_json::Value) {
+    body(
+        s.client
+            .post(format!("{}/v1/liveness", s.base))
+            .bearer_auth("native-key")
+            .json(&serde_json::json!({"image": {"base64": b64(&image(rel))}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 pub fn image(rel: &str) -> Vec<u8> {
     facelive_testdata::read(rel)
 }
