@@ -194,3 +194,34 @@ fn header_pixels_come_from_the_header_alone() {
     let text = facelive_testdata::read("edge/text.png");
     assert!(header_pixels(&text).is_err());
 }
+
+/// A JPEG cut to `keep` of its length with its end marker put back: what decoders fill
+/// with grey unless they notice the scan data ran out.
+fn cut_with_end_marker(rel: &str, keep: f64) -> Vec<u8> {
+    let mut bytes = facelive_testdata::read(rel);
+    bytes.truncate((bytes.len() as f64 * keep) as usize);
+    bytes.extend_from_slice(&[0xFF, 0xD9]);
+    bytes
+}
+
+#[test]
+fn a_jpeg_cut_short_with_its_end_marker_put_back_is_refused() {
+    let baseline = "live/nuaa_ClientRaw_0001_00_00_01_134.jpg";
+    let progressive = "live/deepface_img23.jpg";
+    for f in [baseline, progressive] {
+        assert!(
+            check(f).unwrap().live_score.is_some(),
+            "{f} intact is judged"
+        );
+        for keep in [0.45, 0.8, 0.97] {
+            let bytes = cut_with_end_marker(f, keep);
+            match common::pipeline().check(&bytes, &CheckOptions::default()) {
+                Err(e) => {
+                    assert_eq!(e.code(), "corrupt_image", "{f} cut to {keep}");
+                    assert!(e.to_string().contains("scan data"), "{f}: {e}");
+                }
+                Ok(v) => panic!("{f} cut to {keep} was judged: {:?}", v.outcome),
+            }
+        }
+    }
+}
