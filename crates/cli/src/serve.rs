@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// wait for each other.
     #[arg(long, env = "FACELIVE_DECODE_BUDGET_PIXELS", default_value_t = Limits::default().decode_budget_pixels)]
     pub decode_budget_pixels: u64,
+    /// Requests one API key may have in flight at once, from the first byte of the body to
+    /// the answer (429 `too_many_requests` beyond); 0 for no limit.
+    #[arg(long, env = "FACELIVE_PER_KEY_REQUESTS", default_value_t = Limits::default().per_key_requests)]
+    pub per_key_requests: usize,
     /// Open connections at once; beyond, new ones are closed at once.
     #[arg(long, env = "FACELIVE_MAX_CONNECTIONS", default_value_t = Connections::default().max_connections)]
     pub max_connections: usize,
@@ -111,6 +115,7 @@ pub struct ServeFile {
     max_connections: Option<usize>,
     header_timeout: Option<u64>,
     decode_budget_pixels: Option<u64>,
+    per_key_requests: Option<usize>,
     native_max_body: Option<usize>,
     nhn_max_file: Option<usize>,
     accura_max_file: Option<usize>,
@@ -163,6 +168,7 @@ impl ServeArgs {
             max_connections,
             header_timeout,
             decode_budget_pixels,
+            per_key_requests,
             native_max_body,
             nhn_max_file,
             accura_max_file,
@@ -219,6 +225,7 @@ impl ServeArgs {
                 min_body_rate: self.min_body_rate,
                 body_grace: Duration::from_secs(self.body_grace),
                 decode_budget_pixels: self.decode_budget_pixels,
+                per_key_requests: self.per_key_requests,
                 native_body: self.native_max_body,
                 nhn_file: self.nhn_max_file,
                 accura_file: self.accura_max_file,

@@ -28,6 +28,8 @@ pub struct Limits {
     pub body_grace: Duration,
     /// Pixels (width x height from the headers) decoded at once across the server.
     pub decode_budget_pixels: u64,
+    /// Requests one API key may have in flight at once (0: no limit).
+    pub per_key_requests: usize,
     pub native_body: usize,
     pub nhn_file: usize,
     pub accura_file: usize,
@@ -45,6 +47,10 @@ impl Default for Limits {
             // One 40 Mpx image (the pixel limit) and a few camera frames: an RGBA PNG costs
             // about 7.5 bytes a pixel at its peak while decoding (300 MB at 40 Mpx).
             decode_budget_pixels: 48_000_000,
+            // Far above what two workers and a queue of 16 judge at once, so a single
+            // tenant is never limited before the server's own 503; low enough that one key's
+            // slow uploads cannot hold 1024 connections and their buffers.
+            per_key_requests: 64,
             native_body: 15_000_000,
             nhn_file: 3_000_000,
             accura_file: 1_000_000,

@@ -35,6 +35,8 @@ pub enum ApiError {
     UrlTimeout,
     #[error("the request body arrived slower than {min_rate} bytes/s")]
     SlowBody { min_rate: u64 },
+    #[error("this API key already has {limit} requests in flight; retry shortly")]
+    KeyBusy { limit: usize },
     #[error("the server is at capacity; retry shortly")]
     Busy,
     #[error("the request took too long")]
@@ -162,6 +164,12 @@ impl ApiError {
                 NHN_TIMEOUT,
                 "REQUEST_TIMEOUT",
             ),
+            ApiError::KeyBusy { .. } => map(
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                NHN_SERVER,
+                "TOO_MANY_REQUESTS",
+            ),
             ApiError::Busy => map(
                 S::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -220,7 +228,11 @@ impl ApiError {
 
     /// Seconds a client should wait before retrying, for the overload answers.
     pub fn retry_after(&self) -> Option<u32> {
-        matches!(self, ApiError::Busy | ApiError::Timeout).then_some(1)
+        matches!(
+            self,
+            ApiError::Busy | ApiError::KeyBusy { .. } | ApiError::Timeout
+        )
+        .then_some(1)
     }
 
     /// The message a client may see. Internal faults are logged, not shown.

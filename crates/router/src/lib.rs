@@ -35,8 +35,10 @@ pub use config::{Connections, Keys, Limits, ServerConfig};
 pub use error::ApiError;
 pub use input::fetch::{FetchRules, Network};
 
+use auth::{ApiKey, KeyLimits};
 use input::fetch::Fetcher;
 use refusals::Refusals;
+use tokio::sync::OwnedSemaphorePermit;
 use work::Workers;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -48,6 +50,7 @@ pub struct AppState {
     fetcher: Fetcher,
     metrics: PrometheusHandle,
     refusals: Refusals,
+    key_limits: KeyLimits,
     ready: AtomicBool,
 }
 
@@ -57,6 +60,7 @@ impl AppState {
         Ok(Arc::new(Self {
             workers: Workers::new(cfg.workers, cfg.queue, cfg.limits.decode_budget_pixels),
             fetcher: Fetcher::new(cfg.fetch.clone())?,
+            key_limits: KeyLimits::new(cfg.limits.per_key_requests),
             pipeline,
             cfg,
             metrics,
@@ -81,6 +85,11 @@ impl AppState {
         let _pixels = self.workers.reserve_pixels(pixels).await?;
         let p = self.pipeline.clone();
         Ok(self.workers.run(move || p.check(&bytes, &opts)).await??)
+    }
+
+    /// One of `key`'s in-flight places, held by the caller until it answers.
+    pub(crate) fn admit_key(&self, key: ApiKey) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.key_limits.admit(key)
     }
 
     pub(crate) async fn fetch(&self, url: &str, max_bytes: usize) -> Result<Vec<u8>, ApiError> {

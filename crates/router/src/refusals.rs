@@ -27,6 +27,7 @@ pub fn is_refusal(e: &ApiError) -> bool {
         e,
         ApiError::Unauthorized
             | ApiError::Busy
+            | ApiError::KeyBusy { .. }
             | ApiError::SlowBody { .. }
             | ApiError::BodyTooLarge { .. }
     )

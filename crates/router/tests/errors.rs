@@ -590,36 +590,7 @@ async fn slow_uploads_hold_no_place_and_are_cut_off() {
     cfg.limits.body_grace = Duration::from_secs(1);
     let s = start(cfg).await;
     let addr = s.base.trim_start_matches("http://").to_string();
-    let slow: Vec<_> = (0..8)
-        .map(|_| {
-            let addr = addr.clone();
-            tokio::spawn(async move {
-                let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
-                let head =
-                    "POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer native-key\r\n\
-                            Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
-                c.write_all(head.as_bytes()).await.unwrap();
-                let t0 = std::time::Instant::now();
-                // A byte every 200 ms until the server answers (or 10 s).
-                let mut answer = Vec::new();
-                while t0.elapsed() < Duration::from_secs(10) {
-                    if c.write_all(b" ").await.is_err() {
-                        break;
-                    }
-                    let mut buf = [0u8; 4096];
-                    match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
-                        Ok(Ok(0)) | Ok(Err(_)) => break,
-                        Ok(Ok(n)) => {
-                            answer.extend_from_slice(&buf[..n]);
-                            break;
-                        }
-                        Err(_) => {}
-                    }
-                }
-                (String::from_utf8_lossy(&answer).to_string(), t0.elapsed())
-            })
-        })
-        .collect();
+    let slow: Vec<_> = (0..8).map(|_| slow_upload(&addr, 10)).collect();
     // Meanwhile, other clients are served as usual.
     tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..4 {
@@ -632,6 +603,87 @@ async fn slow_uploads_hold_no_place_and_are_cut_off() {
         assert!(answer.contains("body_too_slow"), "{answer:?}");
         assert!(took < Duration::from_secs(5), "cut off after {took:?}");
     }
+}
+
+/// A native request whose body comes a byte every 200 ms, for at most `secs` seconds: the
+/// server's answer (if any) and when it came.
+fn slow_upload(addr: &str, secs: u64) -> tokio::task::JoinHandle<(String, Duration)> {
+    let addr = addr.to_string();
+    tokio::spawn(async move {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = "POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer native-key\r\n\
+                    Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+        c.write_all(head.as_bytes()).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let mut answer = Vec::new();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            if c.write_all(b" ").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        (String::from_utf8_lossy(&answer).to_string(), t0.elapsed())
+    })
+}
+
+/// A key with all its in-flight places taken (here by slow uploads) gets 429 with
+/// Retry-After, in every dialect's own shape; other keys are served; the key is served
+/// again once its requests end.
+#[tokio::test]
+async fn a_key_over_its_share_gets_429_and_other_keys_are_served() {
+    let mut cfg = config();
+    cfg.limits.per_key_requests = 2;
+    cfg.limits.body_grace = Duration::from_secs(2);
+    let s = start(cfg).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let slow: Vec<_> = (0..2).map(|_| slow_upload(&addr, 10)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let resp = s
+        .client
+        .post(format!("{}/v1/liveness", s.base))
+        .bearer_auth("native-key")
+        .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let (code, j) = body(resp).await;
+    assert_eq!(
+        (code, j["error"]["code"].as_str()),
+        (429, Some("too_many_requests")),
+        "{j}"
+    );
+
+    let resp = s
+        .client
+        .post(format!("{}/antispoofing", s.base))
+        .header("x-api-key", "ss-key")
+        .json(&json!({"data": b64(&image(LIVE))}))
+        .send()
+        .await
+        .unwrap();
+    let (code, j) = body(resp).await;
+    assert_eq!(
+        (code, j["model_output"]["pred_idx"].as_str()),
+        (200, Some("real")),
+        "{j}"
+    );
+
+    for t in slow {
+        let (answer, _) = t.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    let (code, j) = native_json(&s, LIVE).await;
+    assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
 }
 
 /// Headers sent a byte at a time do not keep a connection: it is closed once the header

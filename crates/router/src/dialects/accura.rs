@@ -16,6 +16,7 @@ use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
 use serde::Serialize;
 
 use super::request_id;
+use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -86,6 +87,7 @@ pub async fn liveness(
 async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
     let cfg = &state.cfg;
     crate::auth::check_header(cfg.auth, headers, "api-key", "", cfg.keys.accura.as_deref())?;
+    let _key = state.admit_key(ApiKey::Accura)?;
     let limit = cfg.limits.accura_file;
     let form = match input::payload(req, limit + 64 * 1024, &state.cfg.limits).await? {
         Payload::Multipart(mp) => input::form(mp, "liveness_image", limit).await?,

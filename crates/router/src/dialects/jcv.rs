@@ -18,6 +18,7 @@ use facelive_pipeline::{CheckOptions, DecisionRule, ModelPack, Outcome, Verdict}
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
+use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -126,6 +127,7 @@ pub async fn liveness(
 async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
     let cfg = &state.cfg;
     crate::auth::check_header(cfg.auth, headers, "x-api-key", "", cfg.keys.jcv.as_deref())?;
+    let _key = state.admit_key(ApiKey::Jcv)?;
     let file_limit = cfg.limits.jcv_file;
     let body = match input::payload(
         req,

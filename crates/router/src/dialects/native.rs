@@ -17,6 +17,7 @@ use facelive_pipeline::{
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, request_id, FractionBox};
+use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -100,6 +101,7 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
         "Bearer ",
         cfg.keys.native.as_deref(),
     )?;
+    let _key = state.admit_key(ApiKey::Native)?;
     let limit = cfg.limits.native_body;
     let (bytes, point, threshold, rotate) = match input::payload(req, limit, &state.cfg.limits)
         .await?

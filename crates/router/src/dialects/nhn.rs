@@ -16,6 +16,7 @@ use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdi
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, fraction_point, request_id, FractionBox};
+use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -131,6 +132,7 @@ async fn run(
             cfg.keys.nhn_secret_key.as_deref(),
         )?;
     }
+    let _key = state.admit_key(ApiKey::Nhn)?;
     let file_limit = cfg.limits.nhn_file;
     let body_limit = crate::Limits::json_body_for(file_limit).max(file_limit + 64 * 1024);
     let (bytes, point) = match input::payload(req, body_limit, &state.cfg.limits).await? {

@@ -14,6 +14,7 @@ use axum::Json;
 use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -91,6 +92,7 @@ async fn run(
         "",
         cfg.keys.spoofsense.as_deref(),
     )?;
+    let _key = state.admit_key(ApiKey::SpoofSense)?;
     let limit = cfg.limits.spoofsense_body;
     let body = match input::payload(req, limit, &state.cfg.limits).await? {
         Payload::Json(b) => b,
