@@ -217,25 +217,27 @@ async fn nhn_spoofing_condition_moves_the_decision() {
     assert_eq!(spoofing, [false, true]);
 }
 
-#[tokio::test]
-async fn nhn_fetches_an_image_url_from_an_allowed_network() {
-    let (img_base, _) = image_server();
-    let mut cfg = config();
-    cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
-    let s = start(cfg).await;
-    let (code, j) = body(
-        s.client
-            .post(nhn_url(&s, "app1"))
-            .header("Authorization", "secret1")
-            .json(&json!({"image": {"url": format!("{img_base}/img/{LIVE}")}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(code, 200, "{j}");
-    assert_eq!(j["data"]["faceDetailCount"], 1);
-    assert_eq!(j["data"]["faceDetails"][0]["spoofing"], false);
+#[test]
+fn nhn_fetches_an_image_url_from_an_allowed_network() {
+    in_loopback_namespace(|| async {
+        let (img_base, _) = image_server();
+        let mut cfg = config();
+        cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+        let s = start(cfg).await;
+        let (code, j) = body(
+            s.client
+                .post(nhn_url(&s, "app1"))
+                .header("Authorization", "secret1")
+                .json(&json!({"image": {"url": format!("{img_base}/img/{LIVE}")}}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, 200, "{j}");
+        assert_eq!(j["data"]["faceDetailCount"], 1);
+        assert_eq!(j["data"]["faceDetails"][0]["spoofing"], false);
+    });
 }
 
 #[tokio::test]

@@ -79,119 +79,122 @@ fn live_bytes() -> Value {
     json!({"bytes": b64(&image(LIVE))})
 }
 
-#[tokio::test]
-async fn nhn_result_codes_each_come_from_the_case_they_name() {
-    let (img_base, img_port) = image_server();
-    let mut cfg = config();
-    cfg.fetch.timeout = Duration::from_secs(1);
-    // Only 127.0.0.1 is allowed, and only for the slow and redirect cases below.
-    cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
-    let s = start(cfg).await;
-    let default_rules = start(config()).await;
+#[test]
+fn nhn_result_codes_each_come_from_the_case_they_name() {
+    in_loopback_namespace(|| async {
+        let (img_base, img_port) = image_server();
+        let mut cfg = config();
+        cfg.fetch.timeout = Duration::from_secs(1);
+        // Only 127.0.0.1 is allowed, and only for the slow and redirect cases below.
+        cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+        let s = start(cfg).await;
+        let default_rules = start(config()).await;
 
-    assert_eq!(
-        nhn(&s, "app1", "secret1", json!({"image": live_bytes()}))
-            .await
-            .1,
-        0
-    );
-    // -40000 InvalidParam
-    for req in [
-        json!({}),
-        json!({"image": {}}),
-        json!({"image": {"url": "https://example.com/a.jpg", "bytes": "aGk="}}),
-        json!({"image": live_bytes(), "spoofingCondition": "paranoid"}),
-    ] {
-        let (code, rc, j) = nhn(&s, "app1", "secret1", req.clone()).await;
-        assert_eq!((code, rc), (400, -40000), "{req} -> {j}");
-        assert_eq!(j["header"]["resultMessage"], "InvalidParam");
-    }
-    // -41005 UnauthorizedAppKeyOrSecretKey: wrong secret, unknown appKey
-    assert_eq!(
-        nhn(&s, "app1", "wrong", json!({"image": live_bytes()}))
-            .await
-            .1,
-        -41005
-    );
-    assert_eq!(
-        nhn(&s, "nope", "secret1", json!({"image": live_bytes()}))
-            .await
-            .1,
-        -41005
-    );
-    // -45020 ImageTooLargeException: over 3,000,000 bytes
-    let big = vec![0xFFu8; 3_000_001];
-    let (code, rc, _) = nhn(
-        &s,
-        "app1",
-        "secret1",
-        json!({"image": {"bytes": b64(&big)}}),
-    )
-    .await;
-    assert_eq!((code, rc), (413, -45020));
-    // -45030 InvalidImageParameterException: bad base64; an image under 80x80
-    assert_eq!(
-        nhn(
-            &s,
-            "app1",
-            "secret1",
-            json!({"image": {"bytes": "%%% not base64 %%%"}})
-        )
-        .await
-        .1,
-        -45030
-    );
-    let tiny = json!({"image": {"bytes": b64(&image("edge/tiny_image_40x40.png"))}});
-    assert_eq!(nhn(&s, "app1", "secret1", tiny).await.1, -45030);
-    // -45040 InvalidImageFormatException: GIF, and text named .png
-    for f in ["edge/face.gif", "edge/text.png"] {
+        assert_eq!(
+            nhn(&s, "app1", "secret1", json!({"image": live_bytes()}))
+                .await
+                .1,
+            0
+        );
+        // -40000 InvalidParam
+        for req in [
+            json!({}),
+            json!({"image": {}}),
+            json!({"image": {"url": "https://example.com/a.jpg", "bytes": "aGk="}}),
+            json!({"image": live_bytes(), "spoofingCondition": "paranoid"}),
+        ] {
+            let (code, rc, j) = nhn(&s, "app1", "secret1", req.clone()).await;
+            assert_eq!((code, rc), (400, -40000), "{req} -> {j}");
+            assert_eq!(j["header"]["resultMessage"], "InvalidParam");
+        }
+        // -41005 UnauthorizedAppKeyOrSecretKey: wrong secret, unknown appKey
+        assert_eq!(
+            nhn(&s, "app1", "wrong", json!({"image": live_bytes()}))
+                .await
+                .1,
+            -41005
+        );
+        assert_eq!(
+            nhn(&s, "nope", "secret1", json!({"image": live_bytes()}))
+                .await
+                .1,
+            -41005
+        );
+        // -45020 ImageTooLargeException: over 3,000,000 bytes
+        let big = vec![0xFFu8; 3_000_001];
         let (code, rc, _) = nhn(
             &s,
             "app1",
             "secret1",
-            json!({"image": {"bytes": b64(&image(f))}}),
+            json!({"image": {"bytes": b64(&big)}}),
         )
         .await;
-        assert_eq!((code, rc), (415, -45040), "{f}");
-    }
-    // -45050 InvalidImageURLException: forbidden port, loopback by default, bad scheme,
-    // and a redirect that leaves the allowed network
-    for (server, url) in [
-        (&s, "http://example.com:8080/a.jpg".to_string()),
-        (&s, "ftp://example.com/a.jpg".to_string()),
-        (&default_rules, format!("{img_base}/img/{LIVE}")),
-        (&default_rules, "http://localhost:10500/a.jpg".to_string()),
-        (
+        assert_eq!((code, rc), (413, -45020));
+        // -45030 InvalidImageParameterException: bad base64; an image under 80x80
+        assert_eq!(
+            nhn(
+                &s,
+                "app1",
+                "secret1",
+                json!({"image": {"bytes": "%%% not base64 %%%"}})
+            )
+            .await
+            .1,
+            -45030
+        );
+        let tiny = json!({"image": {"bytes": b64(&image("edge/tiny_image_40x40.png"))}});
+        assert_eq!(nhn(&s, "app1", "secret1", tiny).await.1, -45030);
+        // -45040 InvalidImageFormatException: GIF, and text named .png
+        for f in ["edge/face.gif", "edge/text.png"] {
+            let (code, rc, _) = nhn(
+                &s,
+                "app1",
+                "secret1",
+                json!({"image": {"bytes": b64(&image(f))}}),
+            )
+            .await;
+            assert_eq!((code, rc), (415, -45040), "{f}");
+        }
+        // -45050 InvalidImageURLException: forbidden port, loopback by default, bad scheme,
+        // and a redirect that leaves the allowed network
+        for (server, url) in [
+            (&s, "http://example.com:8080/a.jpg".to_string()),
+            (&s, "ftp://example.com/a.jpg".to_string()),
+            (&default_rules, format!("{img_base}/img/{LIVE}")),
+            (&default_rules, "http://localhost:10500/a.jpg".to_string()),
+            (
+                &s,
+                format!("{img_base}/redirect/http://127.0.0.2:{img_port}/img/{LIVE}"),
+            ),
+            (
+                &s,
+                format!("{img_base}/redirect/http://169.254.169.254/latest/meta-data/"),
+            ),
+        ] {
+            let (code, rc, j) =
+                nhn(server, "app1", "secret1", json!({"image": {"url": url}})).await;
+            assert_eq!((code, rc), (400, -45050), "{url} -> {j}");
+        }
+        // -45060 ImageTimeoutError: a server that never finishes
+        let t = std::time::Instant::now();
+        let (code, rc, _) = nhn(
             &s,
-            format!("{img_base}/redirect/http://127.0.0.2:{img_port}/img/{LIVE}"),
-        ),
-        (
-            &s,
-            format!("{img_base}/redirect/http://169.254.169.254/latest/meta-data/"),
-        ),
-    ] {
-        let (code, rc, j) = nhn(server, "app1", "secret1", json!({"image": {"url": url}})).await;
-        assert_eq!((code, rc), (400, -45050), "{url} -> {j}");
-    }
-    // -45060 ImageTimeoutError: a server that never finishes
-    let t = std::time::Instant::now();
-    let (code, rc, _) = nhn(
-        &s,
-        "app1",
-        "secret1",
-        json!({"image": {"url": format!("{img_base}/slow")}}),
-    )
-    .await;
-    assert_eq!((code, rc), (504, -45060));
-    assert!(
-        t.elapsed() < Duration::from_secs(4),
-        "the download deadline must cut it short"
-    );
-    // -50000 InternalServerError: the inference engine fails
-    let broken = failing_server().await;
-    let (code, rc, j) = nhn(&broken, "app1", "secret1", json!({"image": live_bytes()})).await;
-    assert_eq!((code, rc), (500, -50000), "{j}");
-    assert_eq!(j["header"]["resultMessage"], "InternalServerError");
+            "app1",
+            "secret1",
+            json!({"image": {"url": format!("{img_base}/slow")}}),
+        )
+        .await;
+        assert_eq!((code, rc), (504, -45060));
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "the download deadline must cut it short"
+        );
+        // -50000 InternalServerError: the inference engine fails
+        let broken = failing_server().await;
+        let (code, rc, j) = nhn(&broken, "app1", "secret1", json!({"image": live_bytes()})).await;
+        assert_eq!((code, rc), (500, -50000), "{j}");
+        assert_eq!(j["header"]["resultMessage"], "InternalServerError");
+    });
 }
 
 async fn spoofsense(s: &Server, key: &str, body_json: Value) -> (u16, Value) {
@@ -285,117 +288,122 @@ async fn native(key: &str, req: reqwest::RequestBuilder) -> (u16, String) {
     (code, j["error"]["code"].as_str().unwrap_or("").to_string())
 }
 
-#[tokio::test]
-async fn native_errors_have_real_statuses_and_stable_codes() {
-    let s = start(config()).await;
-    let url = format!("{}/v1/liveness", s.base);
-    let post = || s.client.post(&url);
-    let live = json!({"image": {"base64": b64(&image(LIVE))}});
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("wrong-key", post().json(&live), 401, "unauthorized"),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": "!!!"}})),
-            400,
-            "invalid_base64",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": b64(&image("edge/face.bmp"))}})),
-            415,
-            "unsupported_format",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": b64(&image("edge/html.jpg"))}})),
-            415,
-            "not_an_image",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": b64(&image("edge/header_only.jpg"))}})),
-            422,
-            "corrupt_image",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": b64(&image("edge/gray.jpg"))}})),
-            422,
-            "unsupported_colour",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": b64(&image("edge/bomb_30000x30000.png"))}})),
-            422,
-            "image_too_large",
-        ),
-        ("native-key", post().json(&json!({})), 400, "invalid_json"),
-        (
-            "native-key",
-            post().json(&json!({"image": {}})),
-            400,
-            "missing_field",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": "aGk=", "url": "https://example.com/a.jpg"}})),
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"url": "http://127.0.0.1:10001/a.jpg"}})),
-            400,
-            "url_forbidden",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"url": "https://example.com:22/a.jpg"}})),
-            400,
-            "url_forbidden",
-        ),
-        (
-            "native-key",
-            post().json(&json!({"image": {"base64": b64(&image(LIVE))}, "threshold": 1.5})),
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "native-key",
-            post().header("content-type", "text/plain").body("hello"),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "native-key",
-            post().multipart(Form::new().text("operating_point", "weak")),
-            400,
-            "missing_field",
-        ),
-        (
-            "native-key",
-            post().multipart(
-                Form::new()
-                    .part("image", Part::bytes(image(LIVE)))
-                    .text("operating_point", "lax"),
+#[test]
+fn native_errors_have_real_statuses_and_stable_codes() {
+    in_loopback_namespace(|| async {
+        let s = start(config()).await;
+        let url = format!("{}/v1/liveness", s.base);
+        let post = || s.client.post(&url);
+        let live = json!({"image": {"base64": b64(&image(LIVE))}});
+        let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+            ("wrong-key", post().json(&live), 401, "unauthorized"),
+            (
+                "native-key",
+                post().json(&json!({"image": {"base64": "!!!"}})),
+                400,
+                "invalid_base64",
             ),
-            400,
-            "invalid_parameter",
-        ),
-    ];
-    for (key, req, status, code) in cases {
-        assert_eq!(native(key, req).await, (status, code.to_string()), "{code}");
-    }
-    let broken = failing_server().await;
-    let (code, err) = native(
-        "native-key",
-        broken
-            .client
-            .post(format!("{}/v1/liveness", broken.base))
-            .json(&live),
-    )
-    .await;
-    assert_eq!((code, err.as_str()), (500, "inference_failed"));
+            (
+                "native-key",
+                post().json(&json!({"image": {"base64": b64(&image("edge/face.bmp"))}})),
+                415,
+                "unsupported_format",
+            ),
+            (
+                "native-key",
+                post().json(&json!({"image": {"base64": b64(&image("edge/html.jpg"))}})),
+                415,
+                "not_an_image",
+            ),
+            (
+                "native-key",
+                post().json(&json!({"image": {"base64": b64(&image("edge/header_only.jpg"))}})),
+                422,
+                "corrupt_image",
+            ),
+            (
+                "native-key",
+                post().json(&json!({"image": {"base64": b64(&image("edge/gray.jpg"))}})),
+                422,
+                "unsupported_colour",
+            ),
+            (
+                "native-key",
+                post()
+                    .json(&json!({"image": {"base64": b64(&image("edge/bomb_30000x30000.png"))}})),
+                422,
+                "image_too_large",
+            ),
+            ("native-key", post().json(&json!({})), 400, "invalid_json"),
+            (
+                "native-key",
+                post().json(&json!({"image": {}})),
+                400,
+                "missing_field",
+            ),
+            (
+                "native-key",
+                post().json(
+                    &json!({"image": {"base64": "aGk=", "url": "https://example.com/a.jpg"}}),
+                ),
+                400,
+                "invalid_parameter",
+            ),
+            (
+                "native-key",
+                post().json(&json!({"image": {"url": "http://127.0.0.1:10001/a.jpg"}})),
+                400,
+                "url_forbidden",
+            ),
+            (
+                "native-key",
+                post().json(&json!({"image": {"url": "https://example.com:22/a.jpg"}})),
+                400,
+                "url_forbidden",
+            ),
+            (
+                "native-key",
+                post().json(&json!({"image": {"base64": b64(&image(LIVE))}, "threshold": 1.5})),
+                400,
+                "invalid_parameter",
+            ),
+            (
+                "native-key",
+                post().header("content-type", "text/plain").body("hello"),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                "native-key",
+                post().multipart(Form::new().text("operating_point", "weak")),
+                400,
+                "missing_field",
+            ),
+            (
+                "native-key",
+                post().multipart(
+                    Form::new()
+                        .part("image", Part::bytes(image(LIVE)))
+                        .text("operating_point", "lax"),
+                ),
+                400,
+                "invalid_parameter",
+            ),
+        ];
+        for (key, req, status, code) in cases {
+            assert_eq!(native(key, req).await, (status, code.to_string()), "{code}");
+        }
+        let broken = failing_server().await;
+        let (code, err) = native(
+            "native-key",
+            broken
+                .client
+                .post(format!("{}/v1/liveness", broken.base))
+                .json(&live),
+        )
+        .await;
+        assert_eq!((code, err.as_str()), (500, "inference_failed"));
+    });
 }
 
 #[tokio::test]
@@ -548,35 +556,37 @@ async fn saturation_is_refused_quickly_with_retry_after() {
     assert_eq!(native_json(&s, LIVE).await.0, 200);
 }
 
-#[tokio::test]
-async fn native_image_urls_are_fetched_within_the_deadline() {
-    let (img_base, _) = image_server();
-    let mut cfg = config();
-    cfg.fetch.timeout = Duration::from_secs(1);
-    cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
-    let s = start(cfg).await;
-    let url = format!("{}/v1/liveness", s.base);
-    let send = |image_url: String| {
-        s.client
-            .post(&url)
-            .bearer_auth("native-key")
-            .json(&json!({"image": {"url": image_url}}))
-            .send()
-    };
-    let (code, j) = body(send(format!("{img_base}/img/{LIVE}")).await.unwrap()).await;
-    assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
-    let (code, j) = body(send(format!("{img_base}/slow")).await.unwrap()).await;
-    assert_eq!(
-        (code, j["error"]["code"].as_str()),
-        (504, Some("url_timeout")),
-        "{j}"
-    );
-    let (code, j) = body(send(format!("{img_base}/nothing-here")).await.unwrap()).await;
-    assert_eq!(
-        (code, j["error"]["code"].as_str()),
-        (422, Some("url_fetch_failed")),
-        "{j}"
-    );
+#[test]
+fn native_image_urls_are_fetched_within_the_deadline() {
+    in_loopback_namespace(|| async {
+        let (img_base, _) = image_server();
+        let mut cfg = config();
+        cfg.fetch.timeout = Duration::from_secs(1);
+        cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+        let s = start(cfg).await;
+        let url = format!("{}/v1/liveness", s.base);
+        let send = |image_url: String| {
+            s.client
+                .post(&url)
+                .bearer_auth("native-key")
+                .json(&json!({"image": {"url": image_url}}))
+                .send()
+        };
+        let (code, j) = body(send(format!("{img_base}/img/{LIVE}")).await.unwrap()).await;
+        assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
+        let (code, j) = body(send(format!("{img_base}/slow")).await.unwrap()).await;
+        assert_eq!(
+            (code, j["error"]["code"].as_str()),
+            (504, Some("url_timeout")),
+            "{j}"
+        );
+        let (code, j) = body(send(format!("{img_base}/nothing-here")).await.unwrap()).await;
+        assert_eq!(
+            (code, j["error"]["code"].as_str()),
+            (422, Some("url_fetch_failed")),
+            "{j}"
+        );
+    });
 }
 
 /// Eight clients with a valid key sending their bodies at a few bytes a second, against
@@ -766,4 +776,73 @@ async fn a_small_decode_budget_serialises_images_without_losing_any() {
         assert_eq!(code, 200, "{j}");
         assert!(j["live_score"].is_number(), "{j}");
     }
+}
+
+/// End to end, inside a namespace with only loopback: image URLs at refused addresses, in
+/// every spelling and behind a redirect, are refused by the guard (`url_forbidden`) rather
+/// than by a connection that failed (`url_fetch_failed`).
+#[test]
+fn refused_addresses_are_refused_by_the_guard_in_every_spelling() {
+    in_loopback_namespace(|| async {
+        let (img_base, _) = image_server();
+        let refused = [
+            "169.254.169.254",
+            "0xa9fea9fe",
+            "2852039166",
+            "0251.0376.0251.0376",
+            "[::ffff:169.254.169.254]",
+            "[::169.254.169.254]",
+            "[::ffff:0:a9fe:a9fe]",
+            "[64:ff9b::a9fe:a9fe]",
+            "[64:ff9b:1::a9fe:a9fe]",
+            "[2002:a9fe:a9fe::1]",
+            "[fec0::1]",
+            "[fd00::1]",
+            "10.0.0.1",
+            "100.64.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+            "224.0.0.1",
+        ];
+        let loopback = [
+            "127.0.0.1",
+            "127.1",
+            "[::1]",
+            "localhost",
+            "[::ffff:127.0.0.1]",
+        ];
+        let strict = start(config()).await;
+        let mut cfg = config();
+        cfg.fetch.allow = vec!["127.0.0.1/32".parse().unwrap()];
+        let origin_allowed = start(cfg).await;
+        let ask = |s: &Server, url: String| {
+            let req = s
+                .client
+                .post(format!("{}/v1/liveness", s.base))
+                .bearer_auth("native-key")
+                .json(&json!({"image": {"url": url}}));
+            async move { body(req.send().await.unwrap()).await }
+        };
+        for host in refused.iter().chain(&loopback) {
+            let (code, j) = ask(&strict, format!("http://{host}/latest/meta-data/")).await;
+            assert_eq!(
+                (code, j["error"]["code"].as_str()),
+                (400, Some("url_forbidden")),
+                "{host}: {j}"
+            );
+        }
+        for host in refused {
+            let url = format!("{img_base}/redirect/http://{host}/latest/meta-data/");
+            let (code, j) = ask(&origin_allowed, url).await;
+            assert_eq!(
+                (code, j["error"]["code"].as_str()),
+                (400, Some("url_forbidden")),
+                "redirect to {host}: {j}"
+            );
+        }
+        // The allowed origin itself is reached: the refusals above are the guard's.
+        let (code, j) = ask(&origin_allowed, format!("{img_base}/img/{LIVE}")).await;
+        assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
+    });
 }
