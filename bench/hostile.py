@@ -8,6 +8,8 @@ Starts the server (FACELIVE_MODELS_DIR must point at the models), then in turn:
   slow      20 clients with a valid key sending bodies at ~5 bytes/s while 200 normal
             requests are made one after another: their success rate and p99, beside p99
             of the same requests without the slow clients
+  slowurl   20 clients whose image.url points at an origin (on 127.0.0.1) that sends a
+            byte every 0.5 s, while 200 normal requests are made: as for slow
   flood     10 s of requests with a wrong key: bytes of log written
   headers   50 connections sending headers at 1 byte/s: how many are open after 15 s
   memory    RSS before the load, at its peak, and 60 s after
@@ -74,6 +76,34 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000
 
 
+def slow_origin():
+    """An HTTP origin on 127.0.0.1 (a port image URLs may use) that answers every request
+    with a JPEG header and then a byte every 0.5 s. Returns its port."""
+    srv = socket.socket()
+    for port in range(11500, 12000):
+        try:
+            srv.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            continue
+    srv.listen(64)
+    def serve(c):
+        try:
+            c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n\xff\xd8")
+            while True:
+                time.sleep(0.5)
+                c.sendall(b"\x00")
+        except OSError:
+            c.close()
+    def accept():
+        while True:
+            c, _ = srv.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    return port
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="./target/release/facelive")
@@ -82,7 +112,9 @@ def main():
     a = ap.parse_args()
     log = tempfile.NamedTemporaryFile(delete=False)
     env = dict(os.environ, FACELIVE_API_KEY=KEY)
-    srv = subprocess.Popen([a.bin, "serve", "--listen", f"127.0.0.1:{a.port}"], env=env,
+    # The slow origin is on 127.0.0.1, which image URLs may not reach unless allowed.
+    srv = subprocess.Popen([a.bin, "serve", "--listen", f"127.0.0.1:{a.port}",
+                            "--url-allow-network", "127.0.0.1/32"], env=env,
                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(600):
@@ -125,6 +157,21 @@ def main():
         stop.set()
         ok = sum(1 for c, _ in loaded if c == 200)
         print(f"slow: with 20 slow-body clients, {ok}/200 other requests answered 200 "
+              f"({100 * ok / 200:.1f}%), p99 {p99([t for _, t in loaded]):.0f} ms; without them p99 {base_p99:.0f} ms")
+
+        origin = slow_origin()
+        url_body = json.dumps({"image": {"url": f"http://127.0.0.1:{origin}/selfie.jpg"}}).encode()
+        stop = threading.Event()
+        def slow_url_client():
+            while not stop.is_set():
+                post(a.port, url_body, timeout=30)
+        slow = [threading.Thread(target=slow_url_client, daemon=True) for _ in range(20)]
+        [t.start() for t in slow]
+        time.sleep(1)
+        loaded = [post(a.port, normal) for _ in range(200)]
+        stop.set()
+        ok = sum(1 for c, _ in loaded if c == 200)
+        print(f"slowurl: with 20 clients whose image URL trickles, {ok}/200 other requests answered 200 "
               f"({100 * ok / 200:.1f}%), p99 {p99([t for _, t in loaded]):.0f} ms; without them p99 {base_p99:.0f} ms")
 
         log.flush()
