@@ -55,7 +55,8 @@ impl Default for Limits {
             nhn_file: 3_000_000,
             accura_file: 1_000_000,
             jcv_file: 4_000_000,
-            spoofsense_body: 10_000_000,
+            // SpoofSense's gateway limit, "HTTP content length exceeded 10485760 bytes."
+            spoofsense_body: 10_485_760,
         }
     }
 }

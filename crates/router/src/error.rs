@@ -120,25 +120,25 @@ impl ApiError {
                 S::BAD_REQUEST,
                 "missing_field",
                 NHN_INVALID_PARAM,
-                "MISSING_DATA",
+                "INVALID_IMAGE_PAYLOAD",
             ),
             ApiError::InvalidParam(_) => map(
                 S::BAD_REQUEST,
                 "invalid_parameter",
                 NHN_INVALID_PARAM,
-                "INVALID_REQUEST",
+                "INVALID_IMAGE_PAYLOAD",
             ),
             ApiError::UnsupportedMediaType(_) => map(
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 NHN_INVALID_PARAM,
-                "INVALID_REQUEST",
+                "INVALID_IMAGE_PAYLOAD",
             ),
             ApiError::BadJson(_) => map(
                 S::BAD_REQUEST,
                 "invalid_json",
                 NHN_INVALID_PARAM,
-                "INVALID_REQUEST",
+                "INVALID_IMAGE_PAYLOAD",
             ),
             ApiError::UrlForbidden(_) => map(
                 S::BAD_REQUEST,
@@ -194,7 +194,7 @@ impl ApiError {
                             S::UNSUPPORTED_MEDIA_TYPE,
                             code,
                             NHN_BAD_FORMAT,
-                            "INVALID_IMAGE_FORMAT",
+                            "INVALID_IMAGE_PAYLOAD",
                         )
                     }
                     PipelineError::ImageTooLarge { .. } => map(
@@ -213,11 +213,14 @@ impl ApiError {
                         S::UNPROCESSABLE_ENTITY,
                         code,
                         NHN_BAD_FORMAT,
-                        "INVALID_IMAGE_FORMAT",
+                        "INVALID_IMAGE_PAYLOAD",
                     ),
-                    PipelineError::InvalidRequest(_) => {
-                        map(S::BAD_REQUEST, code, NHN_INVALID_PARAM, "INVALID_REQUEST")
-                    }
+                    PipelineError::InvalidRequest(_) => map(
+                        S::BAD_REQUEST,
+                        code,
+                        NHN_INVALID_PARAM,
+                        "INVALID_IMAGE_PAYLOAD",
+                    ),
                     PipelineError::Models(_) | PipelineError::Inference(_) => {
                         map(S::INTERNAL_SERVER_ERROR, code, NHN_SERVER, "INTERNAL_ERROR")
                     }
@@ -233,6 +236,21 @@ impl ApiError {
             ApiError::Busy | ApiError::KeyBusy { .. } | ApiError::Timeout
         )
         .then_some(1)
+    }
+
+    /// Where SpoofSense answers this error: input and face problems come back as 200 with
+    /// `success: false` (its API Usage page); what its API gateway refuses before the
+    /// model (a bad key as 403, an oversized body as 413) and overload keep an HTTP error.
+    pub fn spoofsense_status(&self) -> StatusCode {
+        let status = self.mapping().status;
+        match self {
+            ApiError::Unauthorized => StatusCode::FORBIDDEN,
+            ApiError::BodyTooLarge { .. }
+            | ApiError::SlowBody { .. }
+            | ApiError::KeyBusy { .. } => status,
+            _ if status.is_client_error() => StatusCode::OK,
+            _ => status,
+        }
     }
 
     /// The message a client may see. Internal faults are logged, not shown.

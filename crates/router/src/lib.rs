@@ -214,6 +214,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(dialects::spoofsense::antispoofing).layer(limit(l.spoofsense_body)),
         )
         .route(
+            "/v3/antispoofing",
+            post(dialects::spoofsense::antispoofing).layer(limit(l.spoofsense_body)),
+        )
+        .route(
             "/robust",
             post(dialects::spoofsense::robust).layer(limit(l.spoofsense_body)),
         )

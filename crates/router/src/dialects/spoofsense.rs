@@ -1,9 +1,14 @@
-//! SpoofSense: `POST /antispoofing` and `POST /robust`, `x-api-key` header, JSON
-//! `{"data": "<base64>"}`; `{"success", "message", "model_output": {"pred_idx": "real" |
-//! "spoof", "prob_real"}}`. Thresholds on prob_real: 0.55 (/antispoofing), 0.50 (/robust).
-//! A face that cannot be judged answers `success: false` with an error_code naming why
-//! (FACE_NOT_DETECTED, FACE_TOO_SMALL, FACE_NOT_FRONTAL, POOR_LIGHTING, IMAGE_BLURRY, ...) and
-//! the check's hint as message; bodies over the limit get 413.
+//! SpoofSense: `POST /antispoofing` (also at `/v3/antispoofing`, where its evaluation
+//! script posts) and `POST /robust`, `x-api-key` header, JSON `{"data": "<base64>"}`;
+//! `{"success", "message", "model_output": {"pred_idx": "real" | "spoof", "prob_real"}}`.
+//! Thresholds on prob_real: 0.55 (/antispoofing), 0.50 (/robust).
+//!
+//! As its API Usage page documents, every outcome but an oversized body is HTTP 200: a face
+//! that cannot be judged, or bad input, is `success: false` with an `error_code`
+//! (FACE_NOT_DETECTED, INVALID_IMAGE_PAYLOAD, FACE_TOO_SMALL under 128x128 px, and
+//! facelive's quality reasons); a bad key is its gateway's 403 `{"message": "Forbidden"}`
+//! (the iOS SDK knows a bad key only by that message); a body over 10,485,760 bytes is 413
+//! with the gateway's text.
 
 use std::sync::Arc;
 
@@ -65,18 +70,37 @@ async fn endpoint(
         .await;
     match res {
         Ok(v) => Json(render(&v)).into_response(),
-        Err(e) => {
-            let m = e.mapping();
+        Err(e) => failure(&e),
+    }
+}
+
+fn failure(e: &ApiError) -> Response {
+    let status = e.spoofsense_status();
+    match e {
+        ApiError::Unauthorized => {
+            (status, Json(serde_json::json!({"message": "Forbidden"}))).into_response()
+        }
+        ApiError::BodyTooLarge { limit } => (
+            status,
+            format!("HTTP content length exceeded {limit} bytes."),
+        )
+            .into_response(),
+        _ => {
             let body = Body {
                 success: false,
                 message: e.public_message(),
                 model_output: None,
-                error_code: Some(m.spoofsense),
+                error_code: Some(e.mapping().spoofsense),
             };
-            super::error_response(&e, body)
+            let mut resp = super::error_response(e, body);
+            *resp.status_mut() = status;
+            resp
         }
     }
 }
+
+/// SpoofSense's smallest face, either side, in original pixels.
+const MIN_FACE: f32 = 128.0;
 
 async fn run(
     state: &AppState,
@@ -133,6 +157,22 @@ fn retry_code(reason: Option<&str>) -> &'static str {
 }
 
 fn render(v: &Verdict) -> Body {
+    let small = v
+        .face
+        .as_ref()
+        .map(|f| (f.bbox.width, f.bbox.height))
+        .filter(|(w, h)| w.min(*h) < MIN_FACE);
+    if let (Some((w, h)), Some(_)) = (small, v.live_score) {
+        return Body {
+            success: false,
+            message: format!(
+                "Detected face box: {h:.0}x{w:.0} pixels (height x width), under the \
+                 minimum of 128x128"
+            ),
+            model_output: None,
+            error_code: Some("FACE_TOO_SMALL"),
+        };
+    }
     match (v.outcome, v.live_score) {
         (Outcome::Retry, _) | (_, None) => Body {
             success: false,
