@@ -238,6 +238,13 @@ impl ApiError {
         .then_some(1)
     }
 
+    /// Where NHN Cloud answers this error: its API guides answer "200 OK for all API
+    /// requests" and put the outcome in `header.isSuccessful` / `resultCode`, so a client
+    /// whose HTTP library throws on other statuses still reaches the result code.
+    pub fn nhn_status(&self) -> StatusCode {
+        StatusCode::OK
+    }
+
     /// Where SpoofSense answers this error: input and face problems come back as 200 with
     /// `success: false` (its API Usage page); what its API gateway refuses before the
     /// model (a bad key as 403, an oversized body as 413) and overload keep an HTTP error.

@@ -2,6 +2,9 @@
 //! {secretKey}`; JSON `{"image": {"url"} | {"bytes"}, "spoofingCondition"}` or multipart
 //! `imageFile` + `spoofingCondition`. Every face is reported with its own verdict.
 //!
+//! Every answer is HTTP 200, errors included, as NHN Cloud documents: the outcome is in
+//! `header.isSuccessful` and `resultCode`.
+//!
 //! Decisions: `spoofingCondition` weak / balanced / strict are facelive's operating points.
 //! Faces under the minimum face size are "not analysed" (left out), as NHN documents; an
 //! image under the minimum image size is an InvalidImageParameter error (-45030).
@@ -233,5 +236,7 @@ fn error_response(e: &ApiError) -> Response {
         },
         data: None,
     };
-    super::error_response(e, body)
+    let mut resp = super::error_response(e, body);
+    *resp.status_mut() = e.nhn_status();
+    resp
 }
