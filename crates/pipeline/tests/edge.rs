@@ -225,3 +225,32 @@ fn a_jpeg_cut_short_with_its_end_marker_put_back_is_refused() {
         }
     }
 }
+
+/// Segment lengths under 2 (the length counts its own two bytes) in a real JPEG's headers:
+/// refused as corrupt, never a panic. The ingest fuzz target found the panic (the scan
+/// walker sliced backwards); its inputs were mutated dev images, so the case is rebuilt
+/// here from one instead of being committed.
+#[test]
+fn jpeg_segments_with_impossible_lengths_are_refused() {
+    let original = facelive_testdata::read("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
+    // Each segment header before the first scan: APP0, quantisation and Huffman tables, the
+    // frame header.
+    let mut at = 2;
+    let mut headers = Vec::new();
+    while original[at] == 0xFF && original[at + 1] != 0xDA {
+        headers.push(at);
+        at += 2 + u16::from_be_bytes([original[at + 2], original[at + 3]]) as usize;
+    }
+    assert!(headers.len() >= 4, "{headers:?}");
+    for &at in &headers {
+        for len in [0u8, 1] {
+            let mut bytes = original.clone();
+            bytes[at + 2] = 0;
+            bytes[at + 3] = len;
+            match common::pipeline().check(&bytes, &CheckOptions::default()) {
+                Err(e) => assert_eq!(e.code(), "corrupt_image", "segment at {at}, length {len}"),
+                Ok(v) => panic!("segment at {at}, length {len}: judged {:?}", v.outcome),
+            }
+        }
+    }
+}

@@ -202,7 +202,12 @@ fn scan_layout(bytes: &[u8]) -> ScanLayout {
             0x01 | 0xD0..=0xD7 => i += 2,
             _ if i + 4 > bytes.len() => break,
             _ => {
+                // The length counts its own two bytes: less is malformed, for the decoder
+                // to refuse (found by the ingest fuzz target).
                 let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+                if len < 2 {
+                    break;
+                }
                 let segment = &bytes[(i + 4).min(bytes.len())..(i + 2 + len).min(bytes.len())];
                 i += 2 + len;
                 match marker {
