@@ -62,6 +62,11 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Accura's body: a 1 MB file in a multipart form, or its base64 data URL in JSON.
+    pub fn accura_body(file: usize) -> usize {
+        Self::json_body_for(file).max(file + 64 * 1024)
+    }
+
     /// A base64 body carries 4/3 of the file plus some JSON.
     pub fn json_body_for(file: usize) -> usize {
         file / 3 * 4 + 64 * 1024

@@ -190,7 +190,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let limit = |n: usize| DefaultBodyLimit::max(n);
     let nhn_body = Limits::json_body_for(l.nhn_file).max(l.nhn_file + 64 * 1024);
     let jcv_body = Limits::json_body_for(l.jcv_file);
-    let accura_body = l.accura_file + 64 * 1024;
+    let accura_body = Limits::accura_body(l.accura_file);
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .route(

@@ -268,12 +268,52 @@ async fn accura_scores_in_percent_with_the_55_rule() {
             "{pct} vs {want}"
         );
     }
-    // JSON is not Accura's contract.
+    // The browser form: the canvas's data URL in JSON, same verdict as the file.
+    for (rel, status) in [(LIVE, "live"), (SPOOF, "spoof")] {
+        let data_url = format!("data:image/jpeg;base64,{}", b64(&image(rel)));
+        let (code, j) = body(
+            s.client
+                .post(&url)
+                .header("Api-Key", "accura-key")
+                .json(&json!({"liveness_image": data_url}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (code, j["liveness_status"].as_str()),
+            (200, Some(status)),
+            "{j}"
+        );
+    }
+    // JSON without the image: the field is named.
     let (code, j) = body(
         s.client
             .post(&url)
             .header("Api-Key", "accura-key")
             .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, j["error_code"].as_str()),
+        (400, Some("missing_field")),
+        "{j}"
+    );
+    assert!(
+        j["message"].as_str().unwrap().contains("liveness_image"),
+        "{j}"
+    );
+    // Text is neither form.
+    let (code, j) = body(
+        s.client
+            .post(&url)
+            .header("Api-Key", "accura-key")
+            .header("Content-Type", "text/plain")
+            .body("hello")
             .send()
             .await
             .unwrap(),

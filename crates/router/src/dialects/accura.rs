@@ -1,5 +1,6 @@
 //! Accura Scan: `POST /v2/api/liveness`, `Api-Key` header, multipart file field
-//! `liveness_image` (at most 1 MB). The score is a percentage; above 55% is live (the
+//! `liveness_image` (at most 1 MB), or the browser form some integrations send: JSON
+//! `{"liveness_image": "data:image/jpeg;base64,..."}`. The score is a percentage; above 55% is live (the
 //! vendor's rule). Accura does not publish its response fields; facelive's are:
 //!
 //! success: `{"status": "success", "message", "request_id", "liveness_score": 97.31,
@@ -13,13 +14,18 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::request_id;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
+
+#[derive(Deserialize)]
+struct JsonRequest {
+    liveness_image: Option<String>,
+}
 
 /// The vendor's threshold, in percent.
 const THRESHOLD_PERCENT: f32 = 55.0;
@@ -89,15 +95,23 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
     crate::auth::check_header(cfg.auth, headers, "api-key", "", cfg.keys.accura.as_deref())?;
     let _key = state.admit_key(ApiKey::Accura)?;
     let limit = cfg.limits.accura_file;
-    let form = match input::payload(req, limit + 64 * 1024, &state.cfg.limits).await? {
-        Payload::Multipart(mp) => input::form(mp, "liveness_image", limit).await?,
-        Payload::Json(_) => {
-            return Err(ApiError::UnsupportedMediaType("application/json".into()));
+    let missing = || ApiError::MissingField("liveness_image".into());
+    let bytes = match input::payload(req, crate::Limits::accura_body(limit), &cfg.limits).await? {
+        Payload::Multipart(mp) => input::form(mp, "liveness_image", limit)
+            .await?
+            .file
+            .ok_or_else(missing)?,
+        // The browser form some integrations send: the canvas's data URL in JSON.
+        Payload::Json(body) => {
+            let r: JsonRequest = input::json(&body)?;
+            let data = r
+                .liveness_image
+                .filter(|d| !d.trim().is_empty())
+                .ok_or_else(missing)?;
+            input::decode_base64(&data)?
         }
     };
-    let bytes = form
-        .file
-        .ok_or_else(|| ApiError::MissingField("liveness_image".into()))?;
+    input::check_file_size(&bytes, limit)?;
     state
         .judge(
             bytes,
