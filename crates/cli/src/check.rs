@@ -257,10 +257,7 @@ fn summary(r: &Record) -> String {
         let i = &v.image;
         s += &format!(
             "\n  image     {} {}x{}{}",
-            match i.format {
-                facelive_pipeline::ingest::Format::Png => "PNG",
-                facelive_pipeline::ingest::Format::Jpeg => "JPEG",
-            },
+            i.format.name(),
             i.width,
             i.height,
             if i.orientation_applied {

@@ -8,8 +8,8 @@ use facelive_models::ModelsError;
 pub enum PipelineError {
     #[error("the input is empty")]
     EmptyInput,
-    #[error("{found} is not a supported image format (PNG and JPEG are)")]
-    UnsupportedFormat { found: String },
+    #[error("{found} is not a supported image format ({accepted} are)")]
+    UnsupportedFormat { found: String, accepted: String },
     #[error("the input is not an image ({found})")]
     NotAnImage { found: String },
     #[error("the image is {width}x{height} = {} Mpx, over the limit of {} Mpx", mpx(*width, *height), *limit as f64 / 1e6)]

@@ -67,6 +67,8 @@ pub struct CheckOptions {
     pub face_box: Option<BBox>,
     /// Judge every detected face, not only the largest (NHN reports each face's verdict).
     pub judge_all_faces: bool,
+    /// The formats the caller's API accepts (all that facelive decodes by default).
+    pub formats: ingest::Formats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -251,6 +253,7 @@ impl Pipeline {
         if let Some(r) = opts.auto_rotate {
             ingest_opts.auto_rotate = r;
         }
+        ingest_opts.formats = opts.formats;
         let ing = ingest::ingest(bytes, &ingest_opts)?;
         timings.decode_ms = ms(t0);
         let (sx, sy) = ing.scale();

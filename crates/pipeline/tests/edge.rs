@@ -38,7 +38,7 @@ fn every_edge_file_gets_its_expected_outcome() {
         let f = row.file.as_str();
         match row.attack_type.as_str() {
             "exif_rotated_face" | "multi_face" | "format_rgba_png" | "format_cmyk_jpeg"
-            | "wrong_extension" => {
+            | "wrong_extension" | "format_webp" | "format_gif" => {
                 let v = check(f).unwrap();
                 assert!(
                     v.live_score.is_some(),
@@ -72,9 +72,7 @@ fn every_edge_file_gets_its_expected_outcome() {
                 assert!(v.faces.is_empty() && v.live_score.is_none(), "{f}");
             }
             "format_grayscale" => assert_eq!(error_code(f), "unsupported_colour", "{f}"),
-            "format_webp" | "format_gif" | "format_bmp" => {
-                assert_eq!(error_code(f), "unsupported_format", "{f}")
-            }
+            "format_bmp" => assert_eq!(error_code(f), "unsupported_format", "{f}"),
             "corrupt_truncated" | "corrupt_header_only" => {
                 assert_eq!(error_code(f), "corrupt_image", "{f}")
             }
@@ -147,6 +145,10 @@ fn colour_variants_are_converted_and_score_like_the_reference() {
         ("edge/rgba.png", 0.02),
         ("edge/png_named.jpg", 0.02),
         ("edge/cmyk.jpg", 0.05),
+        // Re-encoded copies: WebP (lossy) and GIF (256 colours) decode to other pixels
+        // than the JPEG the reference read; the scores stay close.
+        ("edge/face.webp", 0.05),
+        ("edge/face.gif", 0.05),
     ] {
         let v = check(f).unwrap();
         let want = reference_scores()
@@ -162,19 +164,21 @@ fn colour_variants_are_converted_and_score_like_the_reference() {
         );
         assert_eq!(v.outcome, Outcome::Live, "{f}");
     }
-    assert_eq!(
-        check("edge/png_named.jpg").unwrap().image.format,
-        Format::Png
-    );
+    for (f, format) in [
+        ("edge/png_named.jpg", Format::Png),
+        ("edge/face.webp", Format::Webp),
+        ("edge/face.gif", Format::Gif),
+    ] {
+        let v = check(f).unwrap();
+        assert_eq!(v.image.format, format, "{f}");
+        let iou = v.face.as_ref().unwrap().bbox.iou(&bbox(reference_box(f)));
+        assert!(iou >= 0.9, "{f}: IoU {iou:.2} with the reference box");
+    }
 }
 
 #[test]
 fn refusals_name_what_was_found() {
-    for (f, name) in [
-        ("edge/face.webp", "WebP"),
-        ("edge/face.gif", "GIF"),
-        ("edge/face.bmp", "BMP"),
-    ] {
+    for (f, name) in [("edge/face.bmp", "BMP")] {
         let e = check(f).unwrap_err();
         assert!(e.to_string().contains(name), "{f}: {e}");
     }
@@ -252,5 +256,41 @@ fn jpeg_segments_with_impossible_lengths_are_refused() {
                 Ok(v) => panic!("segment at {at}, length {len}: judged {:?}", v.outcome),
             }
         }
+    }
+}
+
+/// A lossless WebP header and a GIF screen that declare 8000x8000 (64 Mpx, over the 40 Mpx
+/// limit) and carry no pixels: refused for their size from the header alone, as PNG and
+/// JPEG bombs are, before any pixel buffer exists.
+#[test]
+fn webp_and_gif_bombs_are_refused_from_the_header() {
+    let side = 8000u32;
+    // VP8L: signature 0x2f, then width-1 and height-1 in 14 bits each, alpha, version 0.
+    let bits = (side - 1) | ((side - 1) << 14);
+    let mut vp8l = vec![0x2f];
+    vp8l.extend_from_slice(&bits.to_le_bytes());
+    vp8l.extend_from_slice(&[0; 16]);
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&(4 + 8 + vp8l.len() as u32).to_le_bytes());
+    webp.extend_from_slice(b"WEBPVP8L");
+    webp.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+    webp.extend_from_slice(&vp8l);
+    // GIF: logical screen 8000x8000 with a two-colour palette, then one 1x1 frame.
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend_from_slice(&(side as u16).to_le_bytes());
+    gif.extend_from_slice(&(side as u16).to_le_bytes());
+    gif.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+    gif.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0, 0x3B]);
+    for (name, bytes) in [("WebP", webp), ("GIF", gif)] {
+        assert_eq!(
+            facelive_pipeline::ingest::header_pixels(&bytes).unwrap(),
+            64_000_000,
+            "{name}"
+        );
+        let e = common::pipeline()
+            .check(&bytes, &CheckOptions::default())
+            .unwrap_err();
+        assert_eq!(e.code(), "image_too_large", "{name}: {e}");
+        assert!(e.to_string().contains("8000x8000"), "{name}: {e}");
     }
 }

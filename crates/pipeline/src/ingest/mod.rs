@@ -5,20 +5,23 @@
 //! decode large JPEGs straight to a reduced size (DCT-domain scaling), shrink what is still
 //! over the working size with the SIMD resizer, and only then apply the EXIF orientation.
 
+mod gif;
 mod jpeg;
 mod orient;
 mod png;
 mod resize;
 mod sniff;
+mod webp;
 
 pub use orient::apply as apply_orientation;
 pub use resize::{area_downscale, downscale, downscale_region};
-pub use sniff::{sniff, Format};
+pub use sniff::{sniff, Format, Formats};
 
 use serde::Serialize;
 
 use crate::image::RgbImage;
 use crate::PipelineError;
+use png::composite_over_white;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -30,6 +33,8 @@ pub struct IngestOptions {
     pub max_side: u32,
     /// Apply the EXIF orientation tag (JCV's `autoRotate`).
     pub auto_rotate: bool,
+    /// Formats accepted; others are refused before decoding.
+    pub formats: Formats,
 }
 
 impl Default for IngestOptions {
@@ -38,6 +43,7 @@ impl Default for IngestOptions {
             max_pixels: 40_000_000,
             max_side: 2048,
             auto_rotate: true,
+            formats: Formats::ALL,
         }
     }
 }
@@ -85,9 +91,14 @@ pub(crate) struct Decoded {
 
 pub fn ingest(bytes: &[u8], opts: &IngestOptions) -> Result<Ingested, PipelineError> {
     let format = sniff(bytes)?;
+    if !opts.formats.contains(format) {
+        return Err(opts.formats.refuse(format.name()));
+    }
     let decoded = match format {
         Format::Jpeg => jpeg::decode(bytes, opts)?,
         Format::Png => png::decode(bytes, opts)?,
+        Format::Webp => webp::decode(bytes, opts)?,
+        Format::Gif => gif::decode(bytes, opts)?,
     };
     let (w, h) = (decoded.width, decoded.height);
     let mut image = decoded.image;
@@ -123,6 +134,8 @@ pub fn header_pixels(bytes: &[u8]) -> Result<u64, PipelineError> {
     let (w, h) = match sniff(bytes)? {
         Format::Jpeg => jpeg::dimensions(bytes)?,
         Format::Png => png::dimensions(bytes)?,
+        Format::Webp => webp::dimensions(bytes)?,
+        Format::Gif => gif::dimensions(bytes)?,
     };
     Ok(w as u64 * h as u64)
 }

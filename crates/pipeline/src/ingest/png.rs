@@ -61,7 +61,7 @@ pub(super) fn decode(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, Pipe
 
 /// Transparent pixels are shown as an image viewer on a white page would show them; RGB
 /// under alpha 0 is often garbage and must not reach the models.
-fn composite_over_white(rgba: &[u8]) -> Vec<u8> {
+pub(super) fn composite_over_white(rgba: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
     for p in rgba.chunks_exact(4) {
         let a = p[3] as u32;

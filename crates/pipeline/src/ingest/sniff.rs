@@ -7,6 +7,8 @@ use crate::PipelineError;
 pub enum Format {
     Png,
     Jpeg,
+    Webp,
+    Gif,
 }
 
 impl Format {
@@ -14,15 +16,44 @@ impl Format {
         match self {
             Format::Png => "PNG",
             Format::Jpeg => "JPEG",
+            Format::Webp => "WebP",
+            Format::Gif => "GIF",
         }
+    }
+}
+
+/// The formats one API accepts: each vendor documents its own (NHN and SpoofSense PNG and
+/// JPEG, JCV adds GIF); facelive's own API takes all it decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats(&'static [Format]);
+
+impl Formats {
+    pub const ALL: Formats = Formats(&[Format::Jpeg, Format::Png, Format::Webp, Format::Gif]);
+    pub const PNG_JPEG: Formats = Formats(&[Format::Jpeg, Format::Png]);
+    pub const PNG_JPEG_GIF: Formats = Formats(&[Format::Jpeg, Format::Png, Format::Gif]);
+
+    pub fn contains(self, f: Format) -> bool {
+        self.0.contains(&f)
+    }
+
+    /// The refusal of `found`, naming what the set takes.
+    pub fn refuse(self, found: &str) -> PipelineError {
+        let taken: Vec<&str> = self.0.iter().map(|f| f.name()).collect();
+        PipelineError::UnsupportedFormat {
+            found: found.to_string(),
+            accepted: taken.join(", "),
+        }
+    }
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self::ALL
     }
 }
 
 /// Signatures of formats we refuse by name, so the error says what was sent.
 const REFUSED: &[(&[u8], usize, &str)] = &[
-    (b"GIF87a", 0, "GIF"),
-    (b"GIF89a", 0, "GIF"),
-    (b"WEBP", 8, "WebP"),
     (b"II*\0", 0, "TIFF"),
     (b"MM\0*", 0, "TIFF"),
     (b"ftypheic", 4, "HEIC"),
@@ -46,17 +77,19 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, PipelineError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return Ok(Format::Jpeg);
     }
+    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        return Ok(Format::Gif);
+    }
+    if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        return Ok(Format::Webp);
+    }
     for (sig, at, name) in REFUSED {
         if bytes.len() >= at + sig.len() && &bytes[*at..at + sig.len()] == *sig {
-            return Err(PipelineError::UnsupportedFormat {
-                found: name.to_string(),
-            });
+            return Err(Formats::ALL.refuse(name));
         }
     }
     if is_bmp(bytes) {
-        return Err(PipelineError::UnsupportedFormat {
-            found: "BMP".into(),
-        });
+        return Err(Formats::ALL.refuse("BMP"));
     }
     Err(PipelineError::NotAnImage {
         found: describe_non_image(bytes).into(),
@@ -94,10 +127,12 @@ mod tests {
 
     #[test]
     fn names_what_it_refuses() {
-        let gif = sniff(b"GIF89a\x01\x00\x01\x00").unwrap_err();
-        assert!(matches!(gif, PipelineError::UnsupportedFormat { ref found } if found == "GIF"));
-        let webp = sniff(b"RIFF\x10\0\0\0WEBPVP8 ").unwrap_err();
-        assert!(matches!(webp, PipelineError::UnsupportedFormat { ref found } if found == "WebP"));
+        assert_eq!(sniff(b"GIF89a\x01\x00\x01\x00").unwrap(), Format::Gif);
+        assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 ").unwrap(), Format::Webp);
+        let tiff = sniff(b"II*\0\x08\0\0\0").unwrap_err();
+        assert!(
+            matches!(tiff, PipelineError::UnsupportedFormat { ref found, .. } if found == "TIFF")
+        );
         let text = sniff(b"BMW is a car maker").unwrap_err();
         assert_eq!(text.code(), "not_an_image");
         assert_eq!(sniff(b"").unwrap_err().code(), "empty_input");
