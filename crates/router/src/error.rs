@@ -37,6 +37,8 @@ pub enum ApiError {
     SlowBody { min_rate: u64 },
     #[error("this API key already has {limit} requests in flight; retry shortly")]
     KeyBusy { limit: usize },
+    #[error("face not found: no face was detected in the image")]
+    FaceNotFound,
     #[error("the server is at capacity; retry shortly")]
     Busy,
     #[error("the request took too long")]
@@ -169,6 +171,12 @@ impl ApiError {
                 "too_many_requests",
                 NHN_SERVER,
                 "TOO_MANY_REQUESTS",
+            ),
+            ApiError::FaceNotFound => map(
+                S::UNPROCESSABLE_ENTITY,
+                "face_not_found",
+                NHN_BAD_IMAGE,
+                "FACE_NOT_DETECTED",
             ),
             ApiError::Busy => map(
                 S::SERVICE_UNAVAILABLE,

@@ -354,7 +354,10 @@ async fn jcv_analyses_images_0_and_reports_its_largest_face_position() {
     let b = want.face.unwrap().bbox;
     assert_eq!(
         j["position"],
-        json!({"top": b.y.round() as i64, "left": b.x.round() as i64, "width": b.width.round() as i64, "height": b.height.round() as i64})
+        // Edges rounded to whole pixels (the box is inside this image).
+        json!({"top": b.y.round() as i64, "left": b.x.round() as i64,
+               "width": (b.x + b.width).round() as i64 - b.x.round() as i64,
+               "height": (b.y + b.height).round() as i64 - b.y.round() as i64})
     );
 
     // autoRotate: without it the EXIF-rotated face is judged as stored (sideways).
@@ -632,4 +635,127 @@ async fn an_enforced_quality_failure_is_retry_in_every_dialect_never_spoof() {
     );
     assert_eq!(ss["message"], "hold still");
     assert!(ss["model_output"].is_null());
+}
+
+/// WebP and GIF decode in the pipeline; each dialect takes the formats its vendor lists:
+/// native and Accura all four, JCV JPEG, PNG and GIF, NHN and SpoofSense PNG and JPEG.
+#[tokio::test]
+async fn formats_follow_each_vendors_list() {
+    let s = start(config()).await;
+    for f in ["edge/face.webp", "edge/face.gif"] {
+        let want = reference(f, DecisionRule::Point(OperatingPoint::Balanced));
+        let (code, j) = native_json(&s, f).await;
+        assert_eq!(code, 200, "{j}");
+        assert_eq!(j["outcome"], json!(want.outcome), "{f}");
+        assert_eq!(
+            j["live_score"].as_f64().map(|x| x as f32),
+            want.live_score,
+            "{f}"
+        );
+    }
+    let jcv = |f: &str| {
+        s.client
+            .post(format!("{}/v1/jcv/liveness", s.base))
+            .header("X-API-Key", "jcv-key")
+            .json(&json!({"images": [{"index": 0, "type": "RGB", "data": b64(&image(f))}]}))
+            .send()
+    };
+    let (code, j) = body(jcv("edge/face.gif").await.unwrap()).await;
+    let want = reference("edge/face.gif", DecisionRule::Threshold(0.5));
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(
+        j["score"].as_f64().map(|x| x as f32),
+        want.live_score,
+        "{j}"
+    );
+    let (code, j) = body(jcv("edge/face.webp").await.unwrap()).await;
+    assert_eq!(
+        (code, j["error"]["code"].as_str()),
+        (415, Some("unsupported_format")),
+        "{j}"
+    );
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("GIF"),
+        "{j}"
+    );
+    let (code, j) = body(
+        s.client
+            .post(format!("{}/v1.0/appkeys/app1/spoofing", s.base))
+            .header("Authorization", "secret1")
+            .json(&json!({"image": {"bytes": b64(&image("edge/face.webp"))}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, j["header"]["resultCode"].as_i64()),
+        (200, Some(-45040)),
+        "{j}"
+    );
+}
+
+/// JCV: no face is its documented "face not found" error; `position` stays inside the
+/// image on tight crops (where the detector's box reaches past an edge); the platform's
+/// `api-key` header and a `model` field are accepted.
+#[tokio::test]
+async fn jcv_no_face_is_an_error_and_positions_stay_inside_the_image() {
+    let s = start(config()).await;
+    let post = |header: &'static str, req: Value| {
+        s.client
+            .post(format!("{}/v1/jcv/liveness", s.base))
+            .header(header, "jcv-key")
+            .json(&req)
+            .send()
+    };
+    let item = |f: &str| json!({"images": [{"index": 0, "type": "RGB", "data": b64(&image(f))}]});
+    let (code, j) = body(
+        post("X-API-Key", item("edge/no_face_blank.png"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, j["error"]["code"].as_str()),
+        (422, Some("face_not_found")),
+        "{j}"
+    );
+
+    let crops: Vec<String> = facelive_testdata::manifest()
+        .into_iter()
+        .map(|r| r.file)
+        .filter(|f| f.contains("/crop_"))
+        .collect();
+    let mut past_an_edge = 0;
+    for f in &crops {
+        let want = reference(f, DecisionRule::Threshold(0.5));
+        let Some(face) = want.face.as_ref() else {
+            continue;
+        };
+        let (w, h) = (want.image.width as i64, want.image.height as i64);
+        let b = &face.bbox;
+        if b.x < 0.0 || b.y < 0.0 || b.x + b.width > w as f32 || b.y + b.height > h as f32 {
+            past_an_edge += 1;
+        }
+        let (code, j) = body(post("X-API-Key", item(f)).await.unwrap()).await;
+        assert_eq!(code, 200, "{f}: {j}");
+        let p = |k: &str| j["position"][k].as_i64().unwrap();
+        assert!(p("left") >= 0 && p("top") >= 0, "{f}: {j}");
+        assert!(
+            p("left") + p("width") <= w && p("top") + p("height") <= h,
+            "{f}: {j}"
+        );
+        assert!(p("width") > 0 && p("height") > 0, "{f}: {j}");
+    }
+    assert!(
+        past_an_edge > 0,
+        "no crop has a box past an edge: the clamp is untested"
+    );
+
+    let mut req = item(LIVE);
+    req["model"] = json!("liveness-v1");
+    let (code, j) = body(post("api-key", req).await.unwrap()).await;
+    let want = reference(LIVE, DecisionRule::Threshold(0.5));
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["score"].as_f64().map(|x| x as f32), want.live_score);
 }

@@ -14,7 +14,8 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{CheckOptions, DecisionRule, ModelPack, Outcome, Verdict};
+use facelive_pipeline::ingest::Formats;
+use facelive_pipeline::{BBox, CheckOptions, DecisionRule, ModelPack, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
@@ -74,6 +75,20 @@ struct Detail {
     message: String,
 }
 
+/// The face "used for liveness detection" in integer pixels, inside the image: the
+/// detector's box may reach past an edge on a tight crop, JCV's position never does.
+fn position(b: &BBox, width: u32, height: u32) -> Position {
+    let clamp = |v: f32, max: u32| (v.round() as i64).clamp(0, max as i64);
+    let (left, top) = (clamp(b.x, width), clamp(b.y, height));
+    let (right, bottom) = (clamp(b.x + b.width, width), clamp(b.y + b.height, height));
+    Position {
+        top,
+        left,
+        width: right - left,
+        height: bottom - top,
+    }
+}
+
 pub async fn liveness(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -86,12 +101,7 @@ pub async fn liveness(
             let position = v
                 .face
                 .as_ref()
-                .map(|f| Position {
-                    top: f.bbox.y.round() as i64,
-                    left: f.bbox.x.round() as i64,
-                    width: f.bbox.width.round() as i64,
-                    height: f.bbox.height.round() as i64,
-                })
+                .map(|f| position(&f.bbox, v.image.width, v.image.height))
                 .unwrap_or_default();
             Json(Success {
                 status: if v.outcome == Outcome::Retry {
@@ -126,7 +136,10 @@ pub async fn liveness(
 
 async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
     let cfg = &state.cfg;
-    crate::auth::check_header(cfg.auth, headers, "x-api-key", "", cfg.keys.jcv.as_deref())?;
+    // The platform's other APIs take `api-key`; its liveness page `X-API-Key`.
+    let key = cfg.keys.jcv.as_deref();
+    crate::auth::check_header(cfg.auth, headers, "x-api-key", "", key)
+        .or_else(|_| crate::auth::check_header(cfg.auth, headers, "api-key", "", key))?;
     let _key = state.admit_key(ApiKey::Jcv)?;
     let file_limit = cfg.limits.jcv_file;
     let body = match input::payload(
@@ -170,14 +183,21 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
         .ok_or_else(|| ApiError::MissingField("images[0].data".into()))?;
     let bytes = input::decode_base64(data)?;
     input::check_file_size(&bytes, file_limit)?;
-    state
+    let verdict = state
         .judge(
             bytes,
             CheckOptions {
                 rule: DecisionRule::Threshold(THRESHOLD),
                 auto_rotate: Some(r.auto_rotate.unwrap_or(false)),
+                // "Request and Response": JPG, PNG and GIF (its first frame).
+                formats: Formats::PNG_JPEG_GIF,
                 ..Default::default()
             },
         )
-        .await
+        .await?;
+    // JCV documents no face as a "face not found" error, not a result.
+    if verdict.retry_reason.as_deref() == Some("no_face") {
+        return Err(ApiError::FaceNotFound);
+    }
+    Ok(verdict)
 }

@@ -15,6 +15,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -176,6 +177,8 @@ async fn run(
             CheckOptions {
                 rule: DecisionRule::Point(point),
                 judge_all_faces: true,
+                // NHN's input guide: PNG and JPEG.
+                formats: Formats::PNG_JPEG,
                 ..Default::default()
             },
         )

@@ -16,6 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +136,8 @@ async fn run(
             bytes,
             CheckOptions {
                 rule: DecisionRule::Threshold(threshold),
+                // Image requirements: png, jpg, jpeg.
+                formats: Formats::PNG_JPEG,
                 ..Default::default()
             },
         )
