@@ -9,6 +9,7 @@ fn main() {
         max_pixels: 4_000_000,
         max_side: 512,
         auto_rotate: true,
+        ..IngestOptions::default()
     };
     afl::fuzz!(|data: &[u8]| {
         let declared = header_pixels(data);
