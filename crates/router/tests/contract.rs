@@ -437,13 +437,7 @@ async fn health_ready_info_metrics_and_docs() {
     assert_eq!(info["thresholds"]["balanced"], 0.5);
     assert_eq!(info["dialects"].as_array().unwrap().len(), 5);
     // One request, then its count and the stage histogram are in the metrics.
-    s.client
-        .post(format!("{}/v1/liveness", s.base))
-        .bearer_auth("native-key")
-        .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
-        .send()
-        .await
-        .unwrap();
+    native_post(&s, LIVE).await;
     let m = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(
         m.contains("facelive_requests_total{dialect=\"native\",outcome=\"live\"}"),

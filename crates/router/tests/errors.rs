@@ -660,14 +660,7 @@ async fn a_key_over_its_share_gets_429_and_other_keys_are_served() {
     let slow: Vec<_> = (0..2).map(|_| slow_upload(&addr, 10)).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let resp = s
-        .client
-        .post(format!("{}/v1/liveness", s.base))
-        .bearer_auth("native-key")
-        .json(&json!({"image": {"base64": b64(&image(LIVE))}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = native_post(&s, LIVE).await;
     assert_eq!(resp.headers()["retry-after"], "1");
     let (code, j) = body(resp).await;
     assert_eq!(

@@ -96,17 +96,19 @@ pub async fn body(resp: reqwest::Response) -> (u16, serde_json::Value) {
 }
 
 /// Posts a dev image to the native API as base64 JSON with the test key.
+pub async fn native_post(s: &Server, rel: &str) -> reqwest::Response {
+    s.client
+        .post(format!("{}/v1/liveness", s.base))
+        .bearer_auth("native-key")
+        .json(&serde_json::json!({"image": {"base64": b64(&image(rel))}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// [`native_post`]'s status and JSON body.
 pub async fn native_json(s: &Server, rel: &str) -> (u16, serde_json::Value) {
-    body(
-        s.client
-            .post(format!("{}/v1/liveness", s.base))
-            .bearer_auth("native-key")
-            .json(&serde_json::json!({"image": {"base64": b64(&image(rel))}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    body(native_post(s, rel).await).await
 }
 
 pub fn image(rel: &str) -> Vec<u8> {
