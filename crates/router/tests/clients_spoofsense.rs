@@ -14,7 +14,6 @@ mod common;
 use common::*;
 use facelive_pipeline::{DecisionRule, Outcome};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Copy, Debug)]
 enum Client {
@@ -108,53 +107,9 @@ fn request_head(client: Client, key: &str, len: usize) -> String {
 }
 
 async fn send(s: &Server, client: Client, key: &str, body: &[u8]) -> Answer {
-    let addr = s.base.trim_start_matches("http://");
-    let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut rx, mut tx) = conn.into_split();
     let head = request_head(client, key, body.len());
-    tx.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (413) and close before the body is all sent: write and read
-    // at once, and keep what was read when the connection is reset.
-    let write = async {
-        let _ = tx.write_all(body).await;
-    };
-    let read = async {
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = rx.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            raw.extend_from_slice(&buf[..n]);
-        }
-        raw
-    };
-    let ((), raw) = tokio::join!(write, read);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
+    let (status, body) = raw_exchange(s, &head, body).await;
     Answer { status, body }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let eol = raw.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
-        raw = &raw[eol + 4 + size..];
-    }
 }
 
 fn error_code(j: &Value) -> Option<String> {

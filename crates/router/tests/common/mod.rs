@@ -132,6 +132,55 @@ pub fn reference(rel: &str, rule: DecisionRule) -> Verdict {
         .unwrap()
 }
 
+/// Sends `head` and `body` over a raw connection, as a vendor's client writes them (header
+/// names in their own casing), and returns the status and body of the answer. The server
+/// may answer (413) and close before the body is all sent: writing and reading go on at
+/// once, and what was read is kept when the connection is reset.
+pub async fn raw_exchange(s: &Server, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.base.trim_start_matches("http://");
+    let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rx, mut tx) = conn.into_split();
+    tx.write_all(head.as_bytes()).await.unwrap();
+    let write = async {
+        let _ = tx.write_all(body).await;
+    };
+    let read = async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = rx.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        raw
+    };
+    let ((), raw) = tokio::join!(write, read);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = std::str::from_utf8(&raw[..eol]).unwrap().trim();
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 4 + size..];
+    }
+}
+
 /// Runs an async test on a thread of its own inside a new network namespace whose only
 /// interface is loopback, with a runtime of its own (threads it starts inherit the
 /// namespace). Every test that makes the server fetch a URL runs here: a URL guard that
