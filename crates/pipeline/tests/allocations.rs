@@ -28,12 +28,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Tests here measure one at a time: the counters are process-wide.
+/// The counters are process-wide: each test holds this for its whole run (reading its
+/// file and dropping its image included), or another test's allocations land in its window.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Peak bytes allocated (above what was live before) while `f` runs.
 fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = CURRENT.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
     let out = f();
@@ -42,6 +46,7 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 #[test]
 fn bomb_is_refused_from_its_header_without_allocating_its_pixels() {
+    let _alone = alone();
     let bytes = facelive_testdata::read("edge/bomb_30000x30000.png");
     let (res, peak) = peak_during(|| ingest(&bytes, &IngestOptions::default()));
     let err = res.unwrap_err();
@@ -56,6 +61,7 @@ fn bomb_is_refused_from_its_header_without_allocating_its_pixels() {
 
 #[test]
 fn large_jpeg_is_decoded_at_a_reduced_size() {
+    let _alone = alone();
     // 2000x2400 baseline JPEG: 14.4 MB as full-size RGB.
     let bytes = facelive_testdata::read("live/deepface_img54.jpg");
     let opts = IngestOptions {
@@ -81,6 +87,7 @@ fn large_jpeg_is_decoded_at_a_reduced_size() {
 
 #[test]
 fn twelve_megapixel_progressive_jpeg_becomes_a_working_size_image() {
+    let _alone = alone();
     // 4352x2903 progressive JPEG: progressive decoding keeps its coefficients (2 bytes per
     // sample), but the pixels are produced at a reduced scale.
     let bytes = facelive_testdata::read("live/deepface_img49.jpg");
