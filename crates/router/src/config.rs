@@ -67,9 +67,13 @@ impl Limits {
         Self::json_body_for(file).max(file + 64 * 1024)
     }
 
-    /// A base64 body carries 4/3 of the file plus some JSON.
+    /// A base64 body carries 4/3 of the file plus some JSON. Clients wrap base64 in lines
+    /// (`base64` at 76 columns, Android at 76, iOS at 64 with CRLF) and JSON escapes the
+    /// breaks: up to 4 more characters per 64, which must not turn a file within the
+    /// limit into a body over it.
     pub fn json_body_for(file: usize) -> usize {
-        file / 3 * 4 + 64 * 1024
+        let base64 = file.div_ceil(3) * 4;
+        base64 + base64.div_ceil(64) * 4 + 64 * 1024
     }
 }
 
