@@ -95,7 +95,8 @@ pub struct FileConfig {
     pub ort_threads: Option<usize>,
     pub thresholds: Option<Thresholds>,
     pub quality: Option<QualityConfig>,
-    pub serve: Option<crate::serve::ServeFile>,
+    /// `[serve]`: checked field by field when layered over `facelive serve`'s settings.
+    pub serve: Option<toml::Table>,
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "facelive.toml";

@@ -8,11 +8,16 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use facelive_router::{AppState, Connections, FetchRules, Keys, Limits, Network, ServerConfig};
-use serde::Deserialize;
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::{Deserialize, Serialize};
 
 use crate::config::PipelineArgs;
 
-#[derive(Debug, Args)]
+/// The server's settings. Also `[serve]` in facelive.toml, field for field: a flag or an
+/// environment variable beats the file; the file beats the defaults.
+#[derive(Debug, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "FACELIVE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -67,6 +72,11 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers.
     #[arg(long, env = "FACELIVE_HEADER_TIMEOUT", default_value_t = Connections::default().header_read_timeout.as_secs())]
     pub header_timeout: u64,
+    /// Seconds between the stop signal (SIGTERM) and closing the listener, during which
+    /// `/ready` answers 503 and requests are still served; requests in flight then finish.
+    /// A second signal stops at once.
+    #[arg(long, env = "FACELIVE_DRAIN", default_value_t = Connections::default().drain.as_secs())]
+    pub drain: u64,
     /// Native API body limit, bytes.
     #[arg(long, env = "FACELIVE_NATIVE_MAX_BODY", default_value_t = Limits::default().native_body)]
     pub native_max_body: usize,
@@ -94,38 +104,6 @@ pub struct ServeArgs {
     pub url_allow_network: Vec<Network>,
 }
 
-/// `[serve]` in facelive.toml: the same settings as the flags, each optional. A flag or an
-/// environment variable beats the file; the file beats the defaults.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServeFile {
-    listen: Option<SocketAddr>,
-    no_auth: Option<bool>,
-    api_key: Option<String>,
-    nhn_app_key: Option<String>,
-    nhn_secret_key: Option<String>,
-    accura_api_key: Option<String>,
-    jcv_api_key: Option<String>,
-    spoofsense_api_key: Option<String>,
-    workers: Option<usize>,
-    queue: Option<usize>,
-    request_timeout: Option<u64>,
-    min_body_rate: Option<u64>,
-    body_grace: Option<u64>,
-    max_connections: Option<usize>,
-    header_timeout: Option<u64>,
-    decode_budget_pixels: Option<u64>,
-    per_key_requests: Option<usize>,
-    native_max_body: Option<usize>,
-    nhn_max_file: Option<usize>,
-    accura_max_file: Option<usize>,
-    jcv_max_file: Option<usize>,
-    spoofsense_max_body: Option<usize>,
-    url_timeout: Option<u64>,
-    url_ports: Option<String>,
-    url_allow_network: Option<Vec<Network>>,
-}
-
 fn explicit(m: &ArgMatches, id: &str) -> bool {
     matches!(
         m.value_source(id),
@@ -133,51 +111,21 @@ fn explicit(m: &ArgMatches, id: &str) -> bool {
     )
 }
 
-macro_rules! take_from_file {
-    ($args:expr, $file:expr, $m:expr, $($field:ident),+ $(,)?) => {
-        $(
-            if let Some(v) = $file.$field.take() {
-                if !explicit($m, stringify!($field)) {
-                    $args.$field = v.into();
-                }
-            }
-        )+
-    };
-}
-
 impl ServeArgs {
-    /// Fills in what the flags and environment left at their defaults from `[serve]`.
-    pub fn merge_file(&mut self, mut file: ServeFile, m: &ArgMatches) {
-        take_from_file!(
-            self,
-            file,
-            m,
-            listen,
-            no_auth,
-            api_key,
-            nhn_app_key,
-            nhn_secret_key,
-            accura_api_key,
-            jcv_api_key,
-            spoofsense_api_key,
-            workers,
-            queue,
-            request_timeout,
-            min_body_rate,
-            body_grace,
-            max_connections,
-            header_timeout,
-            decode_budget_pixels,
-            per_key_requests,
-            native_max_body,
-            nhn_max_file,
-            accura_max_file,
-            jcv_max_file,
-            spoofsense_max_body,
-            url_timeout,
-            url_ports,
-            url_allow_network,
-        );
+    /// Layers `[serve]` from the file over the defaults, and the flags and environment
+    /// variables that were given over both.
+    pub fn merge_file(self, file: toml::Table, m: &ArgMatches) -> anyhow::Result<Self> {
+        let given: serde_json::Map<String, serde_json::Value> = match serde_json::to_value(&self)? {
+            serde_json::Value::Object(all) => {
+                all.into_iter().filter(|(k, _)| explicit(m, k)).collect()
+            }
+            _ => unreachable!("ServeArgs serialises to a map"),
+        };
+        Figment::from(Serialized::defaults(self))
+            .merge(Serialized::defaults(file))
+            .merge(Serialized::defaults(given))
+            .extract()
+            .context("[serve] in the config file")
     }
 }
 
@@ -248,6 +196,7 @@ impl ServeArgs {
             connections: Connections {
                 max_connections: self.max_connections.max(1),
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                drain: Duration::from_secs(self.drain),
                 ..Connections::default()
             },
         })
@@ -269,7 +218,7 @@ fn return_large_buffers_at_once() {
 
 pub fn run(args: &PipelineArgs, mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ExitCode> {
     if let Some(file) = args.file_config()?.serve {
-        a.merge_file(file, m);
+        a = a.merge_file(file, m)?;
     }
     let cfg = a.server_config()?;
     return_large_buffers_at_once();
@@ -309,4 +258,17 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    eprintln!("facelive draining (a second signal stops at once)");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+    #[cfg(unix)]
+    tokio::spawn(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut s) = signal(SignalKind::terminate()) {
+            s.recv().await;
+            std::process::exit(143);
+        }
+    });
 }

@@ -205,3 +205,53 @@ fn an_unauthenticated_flood_is_logged_as_one_summary() {
         flood.len()
     );
 }
+
+#[test]
+fn a_misspelled_serve_setting_in_the_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("facelive.toml");
+    std::fs::write(&cfg, "[serve]\nno_auth = true\nqeue = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env("FACELIVE_MODELS_DIR", models_dir())
+        .env("FACELIVE_CONFIG", &cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("qeue") && err.contains("[serve]"), "{err}");
+}
+
+/// What Kubernetes does to a pod: SIGTERM, then the drain (not ready, still serving), then
+/// a clean exit.
+#[test]
+fn sigterm_drains_then_exits_cleanly() {
+    let (mut server, port, _log) =
+        logged_server(&[("FACELIVE_NO_AUTH", "true"), ("FACELIVE_DRAIN", "3")]);
+    let base = format!("http://127.0.0.1:{port}");
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    let drained = loop {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", &format!("{base}/ready")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.ends_with("503") {
+            break text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never drained: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(drained.contains("draining"), "{drained}");
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "exit after the drain: {status}");
+}

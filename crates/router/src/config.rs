@@ -102,6 +102,10 @@ pub struct Connections {
     pub header_read_timeout: Duration,
     /// HTTP/2 keep-alive ping interval: a peer that stops answering is dropped.
     pub idle_timeout: Duration,
+    /// After the stop signal, how long `/ready` answers 503 while requests are still
+    /// accepted and served, so that load balancers and Kubernetes take the server out of
+    /// rotation before its listener closes. Requests in flight then finish.
+    pub drain: Duration,
 }
 
 impl Default for Connections {
@@ -110,6 +114,9 @@ impl Default for Connections {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            // Endpoint removal reaches kube-proxy and ingresses within a few seconds; a
+            // load balancer checking `/ready` every second sees it sooner.
+            drain: Duration::from_secs(5),
         }
     }
 }

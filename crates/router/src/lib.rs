@@ -52,6 +52,8 @@ pub struct AppState {
     refusals: Refusals,
     key_limits: KeyLimits,
     ready: AtomicBool,
+    /// Set at the stop signal: `/ready` fails while requests are still served.
+    draining: AtomicBool,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             metrics,
             refusals: Refusals::new(refusals::INTERVAL),
             ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -265,9 +268,17 @@ pub async fn serve_connections(
 ) -> std::io::Result<()> {
     let conn = state.cfg.connections.clone();
     let open = Arc::new(tokio::sync::Semaphore::new(conn.max_connections));
-    let app = app(state);
+    let app = app(state.clone());
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    // Stop signal, then the drain: not ready, still serving; then the listener closes.
+    let drain = conn.drain;
+    let drained = async move {
+        shutdown.await;
+        state.draining.store(true, Ordering::SeqCst);
+        tracing::info!(seconds = drain.as_secs_f32(), "draining");
+        tokio::time::sleep(drain).await;
+    };
+    let mut drained = std::pin::pin!(drained);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -279,7 +290,7 @@ pub async fn serve_connections(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = &mut drained => break,
         };
         let Ok(place) = open.clone().try_acquire_owned() else {
             metrics::counter!("facelive_connections_refused_total").increment(1);

@@ -18,15 +18,18 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        Json(json!({"status": "ready"})).into_response()
+    let status = if state.draining.load(Ordering::SeqCst) {
+        "draining"
+    } else if state.ready.load(Ordering::SeqCst) {
+        return Json(json!({"status": "ready"})).into_response();
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "warming up"})),
-        )
-            .into_response()
-    }
+        "warming up"
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": status})),
+    )
+        .into_response()
 }
 
 pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {

@@ -523,6 +523,56 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert!(client.get(format!("{base}/health")).send().await.is_err());
 }
 
+/// After the stop signal the server drains: `/ready` fails so load balancers stop sending,
+/// requests that still arrive are served, and only then does the listener close.
+#[tokio::test]
+async fn a_stopping_server_drains_before_closing() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut cfg = config();
+    // Long enough for the two requests below on a loaded machine.
+    cfg.connections.drain = std::time::Duration::from_secs(10);
+    let state = facelive_router::AppState::new(pipeline(), cfg).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(facelive_router::serve(state, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ready = || async {
+        let r = client.get(format!("{base}/ready")).send().await.ok()?;
+        Some((r.status().as_u16(), r.json::<Value>().await.ok()?))
+    };
+    while ready().await.map(|r| r.0) != Some(200) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(()).unwrap();
+    let mut attempts = 0;
+    let (status, body) = loop {
+        let (status, body) = ready().await.expect("still listening while draining");
+        if status != 200 {
+            break (status, body);
+        }
+        attempts += 1;
+        assert!(attempts < 1000, "/ready never stopped answering 200");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!((status, body["status"].as_str()), (503, Some("draining")));
+    let (status, verdict) = native_json(
+        &Server {
+            base: base.clone(),
+            client: client.clone(),
+        },
+        LIVE,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a request arriving while draining is served: {verdict}"
+    );
+    server.await.unwrap().unwrap();
+    assert!(client.get(format!("{base}/health")).send().await.is_err());
+}
+
 /// A pipeline that finds every image too blurred to judge: an enforced quality failure.
 fn blur_intolerant() -> std::sync::Arc<facelive_pipeline::Pipeline> {
     let mut cfg = facelive_pipeline::PipelineConfig::new(facelive_testdata::models_dir());

@@ -23,9 +23,15 @@ use crate::error::ApiError;
 
 /// A network `addr/prefix` (or one address) that URL fetches may reach despite the
 /// default refusals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Network(IpNet);
+
+impl From<Network> for String {
+    fn from(n: Network) -> String {
+        n.0.to_string()
+    }
+}
 
 impl std::str::FromStr for Network {
     type Err = String;
