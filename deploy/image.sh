@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the facelive OCI image with buildah, FROM scratch (no base image, no registry):
+# Builds the facelive OCI image with buildah from the Containerfile's `runtime` and
+# `models` stages, FROM scratch (no base image, no registry), the `build` stage being this
+# checkout's release build:
 #
 #   facelive:VERSION         the release binary, ONNX Runtime, their libraries, CA certs;
 #                            models mounted at /models at run time
@@ -27,41 +29,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 deploy/rootfs.sh "$binary" "$ort" "$work/rootfs"
-
-ctr=$(buildah from scratch)
-buildah copy --quiet "$ctr" "$work/rootfs" / >/dev/null
-buildah config \
-  --user 65532:65532 \
-  --workingdir / \
-  --port 8080/tcp \
-  --env FACELIVE_LISTEN=0.0.0.0:8080 \
-  --env FACELIVE_MODELS_DIR=/models \
-  --env FACELIVE_BACKEND=ort \
-  --env ORT_DYLIB_PATH=/usr/lib/facelive/libonnxruntime.so \
-  --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-  --entrypoint '["/usr/local/bin/facelive"]' \
-  --cmd serve \
-  --stop-signal SIGTERM \
-  --label org.opencontainers.image.title=facelive \
-  --label org.opencontainers.image.version="$version" \
-  --label org.opencontainers.image.description="Self-hosted passive face liveness" \
-  "$ctr"
-buildah commit --quiet --rm "$ctr" "facelive:$version" >/dev/null
-buildah tag "facelive:$version" facelive:latest
-echo "built facelive:$version ($(podman image inspect --format '{{.Size}}' "facelive:$version" | numfmt --to=iec))"
-
+mkdir -p "$work/models"
 if [ -z "${NO_MODELS:-}" ]; then
   # Only what the manifest names, only if every sha256 matches.
   "$binary" --models-dir "$models" models verify >&2
-  mkdir -p "$work/models"
   "$binary" --models-dir "$models" models list \
     | awk '/\[default pack\]/ {pack = 1; next} /^[^ ]/ {pack = 0} pack && $1 == "file" {print $2}' \
-    | while read -r file; do
-    cp "$models/$file" "$work/models/"
-  done
+    | while read -r file; do cp "$models/$file" "$work/models/"; done
   chmod 644 "$work"/models/*
-  ctr=$(buildah from "facelive:$version")
-  buildah copy --quiet "$ctr" "$work/models" /models >/dev/null
-  buildah commit --quiet --rm "$ctr" "facelive:$version-models" >/dev/null
-  echo "built facelive:$version-models ($(podman image inspect --format '{{.Size}}' "facelive:$version-models" | numfmt --to=iec))"
 fi
+
+# The Containerfile's stages, with its `build` stage replaced by what was just assembled.
+build() {
+  buildah build --quiet --layers=false --build-context build="$work" --target "$1" \
+    --label org.opencontainers.image.version="$version" -t "$2" -f Containerfile "$work" >/dev/null
+  echo "built $2 ($(podman image inspect --format '{{.Size}}' "$2" | numfmt --to=iec))"
+}
+build runtime "facelive:$version"
+buildah tag "facelive:$version" facelive:latest
+[ -n "${NO_MODELS:-}" ] || build models "facelive:$version-models"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the image as the Kubernetes manifests run it (non-root, read-only root filesystem,
-# no capabilities, no privilege escalation, models mounted read-only) with podman on
+# no capabilities, no privilege escalation, models mounted read-only, the ConfigMap's
+# facelive.toml) with podman on
 # 127.0.0.1, waits for /ready, posts a live and a spoof dev image to every dialect, checks
 # each verdict against `facelive check` at that dialect's threshold (same engines, same
 # ONNX Runtime library), then stops it with SIGTERM and checks it drained and exited 0.
@@ -28,8 +29,11 @@ trap 'podman rm -f -t 0 "$name" >/dev/null 2>&1 || true; rm -f "$conf"' EXIT
 
 mount=()
 [ -n "$models" ] && mount=(-v "$(realpath "$models")":/models:ro)
+# With the ConfigMap's facelive.toml, as in the cluster (its drain shortened to 2 s here).
 podman run -d --name "$name" --read-only --cap-drop=ALL --security-opt no-new-privileges \
   -p "127.0.0.1:$port:8080" "${mount[@]}" \
+  -v "$(realpath deploy/kubernetes/facelive.toml)":/etc/facelive/facelive.toml:ro \
+  -e FACELIVE_CONFIG=/etc/facelive/facelive.toml \
   -e FACELIVE_API_KEY=k-native -e FACELIVE_NHN_APP_KEY=app1 -e FACELIVE_NHN_SECRET_KEY=k-nhn \
   -e FACELIVE_ACCURA_API_KEY=k-accura -e FACELIVE_JCV_API_KEY=k-jcv \
   -e FACELIVE_SPOOFSENSE_API_KEY=k-ss -e FACELIVE_DRAIN=2 \

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Validates the Kubernetes manifests offline against the API schemas of each version in
+# K8S_VERSIONS (kubernetes-validate from PyPI, --strict: unknown or misspelled fields
+# fail), installed into a virtualenv under target/. The files are those the
+# kustomization lists as resources, plus the Secret and ConfigMap its generators make
+# (rendered here from keys.env.example and facelive.toml, as kustomize would).
+#
+#   deploy/validate.sh
+#   K8S_VERSIONS="1.28.0 1.30.0 1.33.0" deploy/validate.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/k8s-venv
+[ -x "$venv/bin/kubernetes-validate" ] || {
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet kubernetes-validate==1.37.0
+}
+dir=deploy/kubernetes
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$venv/bin/python" - "$dir" "$work" <<'PY'
+import base64, sys, yaml, pathlib
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+k = yaml.safe_load((src / "kustomization.yaml").read_text())
+files = [src / r for r in k["resources"]]
+for g in k.get("configMapGenerator", []):
+    data = {f: (src / f).read_text() for f in g["files"]}
+    doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": g["name"], "namespace": k["namespace"]}, "data": data}
+    (out / f"{g['name']}.yaml").write_text(yaml.safe_dump(doc))
+for g in k.get("secretGenerator", []):
+    data = {}
+    for env in g["envs"]:
+        for line in (src / f"{env}.example").read_text().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                data[key] = base64.b64encode(value.encode()).decode()
+    doc = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": g["name"], "namespace": k["namespace"]}, "data": data}
+    (out / f"{g['name']}.yaml").write_text(yaml.safe_dump(doc))
+(out / "files").write_text("\n".join(str(f) for f in files) + "\n")
+PY
+mapfile -t files < "$work/files"
+for v in ${K8S_VERSIONS:-1.28.0 1.33.0}; do
+  echo "== Kubernetes $v"
+  "$venv/bin/kubernetes-validate" --strict -k "$v" "${files[@]}" "$work"/*.yaml
+done
