@@ -46,7 +46,7 @@ for _ in $(seq 600); do
   sleep 0.2
 done
 curl -sf "$base/ready" >/dev/null || { echo "never ready"; podman logs "$name"; exit 1; }
-echo "ready after $(echo "$(date +%s.%N) - $t0" | bc) s (container start to /ready 200)"
+echo "ready after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}') s (container start to /ready 200)"
 
 pid=$(podman inspect -f '{{.State.Pid}}' "$name")
 uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")

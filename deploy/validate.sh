@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/k8s-venv
 [ -x "$venv/bin/kubernetes-validate" ] || {
-  python3 -m venv "$venv"
+  python3 -m venv "$venv" 2>/dev/null \
+    || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
   "$venv/bin/pip" install --quiet kubernetes-validate==1.37.0
 }
 dir=deploy/kubernetes
