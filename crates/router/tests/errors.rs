@@ -842,3 +842,82 @@ fn refused_addresses_are_refused_by_the_guard_in_every_spelling() {
         assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
     });
 }
+
+/// A wrong key (or a busy key, or a content type no dialect takes) is decided before the
+/// body is read. The server still reads the body, and answers after it: a server that
+/// answers and stops reading makes a client still uploading fail on a reset and lose the
+/// answer (what a slow phone sending a wrong key would see; reqwest's `IncompleteMessage`
+/// under load in CI). Here the client sends its headers, waits, then uploads slowly.
+#[tokio::test]
+async fn an_early_refusal_still_reads_a_slow_upload_and_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(config()).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Under every dialect's body limit (Accura's is the smallest).
+    let body = format!("{{\"padding\": \"{}\"}}", "A".repeat(1_200_000));
+    let cases = [
+        (
+            "/v1/liveness",
+            "Authorization: Bearer wrong",
+            "application/json",
+            401,
+        ),
+        (
+            "/v1/quality",
+            "Authorization: Bearer wrong",
+            "application/json",
+            401,
+        ),
+        ("/antispoofing", "x-api-key: wrong", "application/json", 403),
+        (
+            "/v1/jcv/liveness",
+            "x-api-key: wrong",
+            "application/json",
+            401,
+        ),
+        (
+            "/v2/api/liveness",
+            "Api-Key: wrong",
+            "application/json",
+            401,
+        ),
+        (
+            "/v1.0/appkeys/app1/spoofing",
+            "Authorization: wrong",
+            "application/json",
+            200,
+        ),
+        (
+            "/v1/liveness",
+            "Authorization: Bearer native-key",
+            "text/plain",
+            415,
+        ),
+    ];
+    for (path, auth, ctype, status) in cases {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: {ctype}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for chunk in body.as_bytes().chunks(150_000) {
+            conn.write_all(chunk)
+                .await
+                .unwrap_or_else(|e| panic!("{path} {ctype}: upload cut off: {e}"));
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer)
+            .await
+            .unwrap_or_else(|e| panic!("{path} {ctype}: reset instead of an answer: {e}"));
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{path} {ctype}: {}",
+            &text[..text.len().min(200)]
+        );
+    }
+}

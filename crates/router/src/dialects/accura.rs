@@ -92,11 +92,17 @@ pub async fn liveness(
 
 async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
     let cfg = &state.cfg;
-    crate::auth::check_header(cfg.auth, headers, "api-key", "", cfg.keys.accura.as_deref())?;
-    let _key = state.admit_key(ApiKey::Accura)?;
     let limit = cfg.limits.accura_file;
+    let body_limit = crate::Limits::accura_body(limit);
+    let key = cfg.keys.accura.as_deref();
+    let gate = crate::auth::check_header(cfg.auth, headers, "api-key", "", key)
+        .and_then(|()| state.admit_key(ApiKey::Accura));
+    let _key = match gate {
+        Ok(place) => place,
+        Err(e) => return Err(input::refuse_unread(req, body_limit, &cfg.limits, e).await),
+    };
     let missing = || ApiError::MissingField("liveness_image".into());
-    let bytes = match input::payload(req, crate::Limits::accura_body(limit), &cfg.limits).await? {
+    let bytes = match input::payload(req, body_limit, &cfg.limits).await? {
         Payload::Multipart(mp) => input::form(mp, "liveness_image", limit)
             .await?
             .file

@@ -138,17 +138,16 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
     let cfg = &state.cfg;
     // The platform's other APIs take `api-key`; its liveness page `X-API-Key`.
     let key = cfg.keys.jcv.as_deref();
-    crate::auth::check_header(cfg.auth, headers, "x-api-key", "", key)
-        .or_else(|_| crate::auth::check_header(cfg.auth, headers, "api-key", "", key))?;
-    let _key = state.admit_key(ApiKey::Jcv)?;
     let file_limit = cfg.limits.jcv_file;
-    let body = match input::payload(
-        req,
-        crate::Limits::json_body_for(file_limit),
-        &state.cfg.limits,
-    )
-    .await?
-    {
+    let body_limit = crate::Limits::json_body_for(file_limit);
+    let gate = crate::auth::check_header(cfg.auth, headers, "x-api-key", "", key)
+        .or_else(|_| crate::auth::check_header(cfg.auth, headers, "api-key", "", key))
+        .and_then(|()| state.admit_key(ApiKey::Jcv));
+    let _key = match gate {
+        Ok(place) => place,
+        Err(e) => return Err(input::refuse_unread(req, body_limit, &cfg.limits, e).await),
+    };
+    let body = match input::payload(req, body_limit, &state.cfg.limits).await? {
         Payload::Json(b) => b,
         Payload::Multipart(_) => {
             return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))

@@ -112,6 +112,32 @@ fn condition(v: Option<&str>) -> Result<OperatingPoint, ApiError> {
     }
 }
 
+/// The appKey in the path and the secretKey in `Authorization`.
+fn authorize(
+    cfg: &crate::ServerConfig,
+    app_key: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if !cfg.auth {
+        return Ok(());
+    }
+    let key_ok = cfg
+        .keys
+        .nhn_app_key
+        .as_deref()
+        .is_some_and(|k| crate::auth::keys_match(app_key, k));
+    if !key_ok {
+        return Err(ApiError::Unauthorized);
+    }
+    crate::auth::check_header(
+        true,
+        headers,
+        "authorization",
+        "",
+        cfg.keys.nhn_secret_key.as_deref(),
+    )
+}
+
 async fn run(
     state: &AppState,
     app_key: &str,
@@ -119,26 +145,13 @@ async fn run(
     req: Request,
 ) -> Result<Verdict, ApiError> {
     let cfg = &state.cfg;
-    if cfg.auth {
-        let key_ok = cfg
-            .keys
-            .nhn_app_key
-            .as_deref()
-            .is_some_and(|k| crate::auth::keys_match(app_key, k));
-        if !key_ok {
-            return Err(ApiError::Unauthorized);
-        }
-        crate::auth::check_header(
-            true,
-            headers,
-            "authorization",
-            "",
-            cfg.keys.nhn_secret_key.as_deref(),
-        )?;
-    }
-    let _key = state.admit_key(ApiKey::Nhn)?;
     let file_limit = cfg.limits.nhn_file;
     let body_limit = crate::Limits::json_body_for(file_limit).max(file_limit + 64 * 1024);
+    let gate = authorize(cfg, app_key, headers).and_then(|()| state.admit_key(ApiKey::Nhn));
+    let _key = match gate {
+        Ok(place) => place,
+        Err(e) => return Err(input::refuse_unread(req, body_limit, &cfg.limits, e).await),
+    };
     let (bytes, point) = match input::payload(req, body_limit, &state.cfg.limits).await? {
         Payload::Json(body) => {
             let r: JsonRequest =

@@ -110,15 +110,14 @@ async fn run(
     threshold: f32,
 ) -> Result<Verdict, ApiError> {
     let cfg = &state.cfg;
-    crate::auth::check_header(
-        cfg.auth,
-        headers,
-        "x-api-key",
-        "",
-        cfg.keys.spoofsense.as_deref(),
-    )?;
-    let _key = state.admit_key(ApiKey::SpoofSense)?;
     let limit = cfg.limits.spoofsense_body;
+    let key = cfg.keys.spoofsense.as_deref();
+    let gate = crate::auth::check_header(cfg.auth, headers, "x-api-key", "", key)
+        .and_then(|()| state.admit_key(ApiKey::SpoofSense));
+    let _key = match gate {
+        Ok(place) => place,
+        Err(e) => return Err(input::refuse_unread(req, limit, &cfg.limits, e).await),
+    };
     let body = match input::payload(req, limit, &state.cfg.limits).await? {
         Payload::Json(b) => b,
         Payload::Multipart(_) => {

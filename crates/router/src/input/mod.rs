@@ -24,13 +24,36 @@ pub enum Payload {
 /// Refuses a body whose declared length is over `limit` before reading any of it, then
 /// reads JSON whole (still under `limit`) or hands multipart over for streaming, both at
 /// no less than the minimum rate of `limits` (see [`rate_guarded`]).
-pub async fn payload(req: Request, limit: usize, limits: &Limits) -> Result<Payload, ApiError> {
-    let declared = req
-        .headers()
+fn declared_length(req: &Request) -> Option<usize> {
+    req.headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// `e`, once the request's body has been read and dropped (up to `limit`, under the
+/// slow-body rules): for answers decided before the body is read (a wrong key, a busy key,
+/// a wrong content type). hyper stops reading a body the handler dropped, and a client
+/// still uploading then fails on a reset and never sees the answer. A body declared over
+/// `limit` is not read: its 413 closes the connection, as it must.
+pub async fn refuse_unread(req: Request, limit: usize, limits: &Limits, e: ApiError) -> ApiError {
+    if declared_length(&req).is_some_and(|n| n > limit) {
+        return e;
+    }
+    let body = rate_guarded(req.into_body(), limits.min_body_rate, limits.body_grace);
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > limit {
+            break;
+        }
+    }
+    e
+}
+
+pub async fn payload(req: Request, limit: usize, limits: &Limits) -> Result<Payload, ApiError> {
+    if declared_length(&req).is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
     let ctype = req
@@ -48,7 +71,8 @@ pub async fn payload(req: Request, limit: usize, limits: &Limits) -> Result<Payl
             .map(Payload::Multipart)
             .map_err(|e| ApiError::InvalidParam(e.body_text()))
     } else {
-        Err(ApiError::UnsupportedMediaType(ctype))
+        let e = ApiError::UnsupportedMediaType(ctype);
+        Err(refuse_unread(req, limit, limits, e).await)
     }
 }
 
