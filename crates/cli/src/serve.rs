@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use facelive_router::{AppState, Connections, FetchRules, Keys, Limits, Network, ServerConfig};
+use facelive_router::{
+    AppState, Connections, FetchRules, Keys, Limits, Network, ServerConfig, SessionConfig,
+};
 use figment::providers::Serialized;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,14 @@ pub struct ServeArgs {
     /// SpoofSense key (`x-api-key` header).
     #[arg(long, env = "FACELIVE_SPOOFSENSE_API_KEY", hide_env_values = true)]
     pub spoofsense_api_key: Option<String>,
+    /// Secret signing capture session tokens (`POST /v1/sessions`); give every replica the
+    /// same one. Default: a random secret per process (tokens work only on the replica that
+    /// issued them).
+    #[arg(long, env = "FACELIVE_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+    /// Seconds a capture session token stays valid.
+    #[arg(long, env = "FACELIVE_SESSION_TTL", default_value_t = SessionConfig::default().ttl.as_secs())]
+    pub session_ttl: u64,
     /// Images judged at once (0: the number of cores).
     #[arg(long, env = "FACELIVE_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -198,6 +208,10 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 drain: Duration::from_secs(self.drain),
                 ..Connections::default()
+            },
+            sessions: SessionConfig {
+                secret: self.session_secret.clone(),
+                ttl: Duration::from_secs(self.session_ttl.max(1)),
             },
         })
     }

@@ -69,6 +69,9 @@ pub struct CheckOptions {
     pub judge_all_faces: bool,
     /// The formats the caller's API accepts (all that facelive decodes by default).
     pub formats: ingest::Formats,
+    /// Stop after the quality checks, without the anti-spoof models (capture guidance):
+    /// the outcome stays `retry`, with no `retry_reason` when the capture is fit to judge.
+    pub skip_judges: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -324,6 +327,9 @@ impl Pipeline {
         verdict.face = Some(judged);
         if let Some(name) = blocked {
             verdict.retry_reason = Some(name.to_string());
+            return finish(verdict, timings);
+        }
+        if opts.skip_judges {
             return finish(verdict, timings);
         }
 

@@ -91,6 +91,25 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub fetch: FetchRules,
     pub connections: Connections,
+    pub sessions: SessionConfig,
+}
+
+/// Capture session tokens (the capture page's credential; see `sessions`).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// HMAC secret shared by every replica; `None`: a random one per process.
+    pub secret: Option<String>,
+    pub ttl: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            // Minutes: long enough to frame a selfie, short enough to be useless if stolen.
+            ttl: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Bounds on connections, whatever their requests do.

@@ -5,12 +5,20 @@
 use axum::http::StatusCode;
 use facelive_pipeline::PipelineError;
 
+use crate::sessions::SessionRefusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("missing or wrong API key")]
     Unauthorized,
+    #[error("{}", match .0 {
+        SessionRefusal::Invalid => "the session token is not valid",
+        SessionRefusal::Expired => "the session token has expired: ask for a new one",
+        SessionRefusal::Used => "the session token was already used for a check: ask for a new one",
+    })]
+    Session(SessionRefusal),
     #[error("the request body is over the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("the image is {size} bytes, over the limit of {limit} bytes")]
@@ -91,6 +99,16 @@ impl ApiError {
             ApiError::Unauthorized => map(
                 S::UNAUTHORIZED,
                 "unauthorized",
+                NHN_UNAUTHORIZED,
+                "UNAUTHORIZED",
+            ),
+            ApiError::Session(r) => map(
+                S::UNAUTHORIZED,
+                match r {
+                    SessionRefusal::Invalid => "session_invalid",
+                    SessionRefusal::Expired => "session_expired",
+                    SessionRefusal::Used => "session_used",
+                },
                 NHN_UNAUTHORIZED,
                 "UNAUTHORIZED",
             ),

@@ -13,6 +13,7 @@ pub mod input;
 mod openapi;
 mod ops;
 mod refusals;
+pub mod sessions;
 mod work;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +32,7 @@ use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-pub use config::{Connections, Keys, Limits, ServerConfig};
+pub use config::{Connections, Keys, Limits, ServerConfig, SessionConfig};
 pub use error::ApiError;
 pub use input::fetch::{FetchRules, Network};
 
@@ -54,6 +55,7 @@ pub struct AppState {
     ready: AtomicBool,
     /// Set at the stop signal: `/ready` fails while requests are still served.
     draining: AtomicBool,
+    sessions: sessions::Sessions,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             workers: Workers::new(cfg.workers, cfg.queue, cfg.limits.decode_budget_pixels),
             fetcher: Fetcher::new(cfg.fetch.clone())?,
             key_limits: KeyLimits::new(cfg.limits.per_key_requests),
+            sessions: sessions::Sessions::new(cfg.sessions.secret.as_deref(), cfg.sessions.ttl),
             pipeline,
             cfg,
             metrics,
@@ -224,6 +227,14 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/robust",
             post(dialects::spoofsense::robust).layer(limit(l.spoofsense_body)),
         )
+        .route(
+            "/v1/quality",
+            post(dialects::native::quality).layer(limit(l.native_body)),
+        )
+        .route("/v1/sessions", post(dialects::native::session))
+        .route("/capture", get(ops::capture_page))
+        .route("/capture/facelive-capture.js", get(ops::capture_module))
+        .route("/capture/page.js", get(ops::capture_page_script))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/info", get(ops::info))

@@ -85,3 +85,40 @@ pub async fn openapi() -> Json<Value> {
 pub async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }
+
+/// The capture page: camera, guidance, verdict (see docs/CAPTURE.md). Everything it needs
+/// is in the binary: no CDN, nothing fetched but this server's API.
+pub async fn capture_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Same-origin scripts and API calls only; camera frames stay in the page.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; \
+                 style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        include_str!("capture/capture.html"),
+    )
+        .into_response()
+}
+
+/// The capture page's own script (no inline script: the page's policy forbids it).
+pub async fn capture_page_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("capture/page.js"),
+    )
+        .into_response()
+}
+
+/// The embeddable client: one ES module, `capture(element, options)`.
+pub async fn capture_module() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("capture/facelive-capture.js"),
+    )
+        .into_response()
+}

@@ -49,6 +49,7 @@ fn config() -> ServerConfig {
             ..FetchRules::default()
         },
         connections: Default::default(),
+        sessions: Default::default(),
     }
 }
 

@@ -17,9 +17,13 @@ use facelive_pipeline::{
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, request_id, FractionBox};
+
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
+use crate::sessions;
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -92,16 +96,70 @@ pub async fn check(
     }
 }
 
-async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
+/// What a native request asks for: the image, the decision rule, the EXIF choice.
+struct Asked {
+    bytes: Vec<u8>,
+    rule: DecisionRule,
+    auto_rotate: Option<bool>,
+}
+
+/// The native key, or a capture session token; `use_up`: the liveness check spends the
+/// token, guidance calls do not.
+fn authorize(state: &AppState, headers: &HeaderMap, use_up: bool) -> Result<(), ApiError> {
     let cfg = &state.cfg;
-    crate::auth::check_header(
-        cfg.auth,
-        headers,
-        "authorization",
-        "Bearer ",
-        cfg.keys.native.as_deref(),
-    )?;
-    let _key = state.admit_key(ApiKey::Native)?;
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match bearer {
+        Some(t) if cfg.auth && sessions::is_token(t) => if use_up {
+            state.sessions.consume(t)
+        } else {
+            state.sessions.check(t)
+        }
+        .map_err(ApiError::Session),
+        _ => crate::auth::check_header(
+            cfg.auth,
+            headers,
+            "authorization",
+            "Bearer ",
+            cfg.keys.native.as_deref(),
+        ),
+    }
+}
+
+/// The key (or token) and a place for it; or the refusal, once the body is read.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: Request,
+    use_up: bool,
+) -> Result<(OwnedSemaphorePermit, Request), ApiError> {
+    let cfg = &state.cfg;
+    match authorize(state, headers, use_up).and_then(|()| state.admit_key(ApiKey::Native)) {
+        Ok(place) => Ok((place, req)),
+        Err(e) => Err(input::refuse_unread(req, cfg.limits.native_body, &cfg.limits, e).await),
+    }
+}
+
+async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
+    let (_key, req) = admit(state, headers, req, true).await?;
+    let a = read(state, req).await?;
+    state
+        .judge(
+            a.bytes,
+            CheckOptions {
+                rule: a.rule,
+                auto_rotate: a.auto_rotate,
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+async fn read(state: &AppState, req: Request) -> Result<Asked, ApiError> {
+    let cfg = &state.cfg;
     let limit = cfg.limits.native_body;
     let (bytes, point, threshold, rotate) = match input::payload(req, limit, &state.cfg.limits)
         .await?
@@ -162,16 +220,104 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
         }
         (None, p) => DecisionRule::Point(p.unwrap_or(OperatingPoint::Balanced)),
     };
-    state
-        .judge(
-            bytes,
-            CheckOptions {
-                rule,
-                auto_rotate: rotate,
+    Ok(Asked {
+        bytes,
+        rule,
+        auto_rotate: rotate,
+    })
+}
+
+/// `POST /v1/quality`: capture guidance. The same request as `/v1/liveness`; the pipeline
+/// stops after the quality checks (no anti-spoof models), and the answer says whether the
+/// capture is fit to judge and what to change. A session token stays usable.
+pub async fn quality(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let rid = request_id(&headers);
+    let res = state
+        .handle("guidance", &rid, async {
+            let (_key, req) = admit(&state, &headers, req, false).await?;
+            let a = read(&state, req).await?;
+            let opts = CheckOptions {
+                rule: a.rule,
+                auto_rotate: a.auto_rotate,
+                skip_judges: true,
                 ..Default::default()
-            },
+            };
+            state.judge(a.bytes, opts).await
+        })
+        .await;
+    match res {
+        Ok(v) => Json(guidance(v, rid)).into_response(),
+        Err(e) => error_response(&e, rid),
+    }
+}
+
+#[derive(Serialize)]
+pub struct Guidance {
+    pub request_id: String,
+    /// Every enforced check passed: the capture can be judged.
+    pub fit: bool,
+    pub retry_reason: Option<String>,
+    /// The failed checks' hints in order, each once ("move closer", "hold still", ...).
+    pub hints: Vec<&'static str>,
+    pub face: Option<NativeFace>,
+    pub quality: Vec<QualityCheck>,
+    pub image: ImageInfo,
+    pub timings: Timings,
+}
+
+fn guidance(v: Verdict, request_id: String) -> Guidance {
+    let mut hints: Vec<&'static str> = Vec::new();
+    for c in v.quality.iter().filter(|c| !c.pass) {
+        if !hints.contains(&c.hint) {
+            hints.push(c.hint);
+        }
+    }
+    if v.retry_reason.as_deref() == Some("no_face") {
+        hints.push("put your face inside the frame");
+    }
+    let info = &v.image;
+    Guidance {
+        request_id,
+        fit: v.retry_reason.is_none(),
+        retry_reason: v.retry_reason.clone(),
+        hints,
+        face: v.face.as_ref().map(|j| NativeFace {
+            bbox: j.bbox,
+            box_fraction: fraction_box(&j.bbox, info.width, info.height),
+            landmarks: j.landmarks,
+            detection_score: j.detection_score,
+            live_score: None,
+        }),
+        quality: v.quality,
+        image: v.image,
+        timings: v.timings,
+    }
+}
+
+/// `POST /v1/sessions`: a capture session token for a web page, for the native key only
+/// (a token cannot make tokens).
+pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let rid = request_id(&headers);
+    let cfg = &state.cfg;
+    let key = crate::auth::check_header(
+        cfg.auth,
+        &headers,
+        "authorization",
+        "Bearer ",
+        cfg.keys.native.as_deref(),
+    );
+    match key {
+        Ok(()) => (
+            axum::http::StatusCode::CREATED,
+            Json(state.sessions.issue()),
         )
-        .await
+            .into_response(),
+        Err(e) => error_response(&e, rid),
+    }
 }
 
 fn native_face(f: &Face, score: Option<f32>, info: &ImageInfo) -> NativeFace {

@@ -54,6 +54,7 @@ pub fn config() -> ServerConfig {
         request_timeout: Duration::from_secs(30),
         fetch: FetchRules::default(),
         connections: Default::default(),
+        sessions: Default::default(),
     }
 }
 
