@@ -221,6 +221,7 @@ export async function capture(element, options = {}) {
     if (verdict.retry_reason === "no_face") failed.push("put your face inside the frame");
     showHints(ui, outcome === "retry" ? [...new Set(failed)] : []);
     ui.result.hidden = false;
+    ui.shutter.hidden = true;
     setState(outcome === "spoof" ? "attack" : outcome, "Done");
     return verdict;
   } catch (e) {
