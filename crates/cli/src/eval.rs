@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facelive_eval::{AtThreshold, Evaluation, Failure, Label, Rate, Sample};
+use facelive_eval::{AtThreshold, CurvePoint, Evaluation, Failure, Label, Rate, Sample};
 use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Outcome};
 use rayon::prelude::*;
 use serde_json::json;
@@ -38,6 +38,10 @@ pub struct EvalArgs {
     /// `--scores` file).
     #[arg(long)]
     pub name: Option<String>,
+    /// Attack species with fewer images are flagged and left out of the worst-species
+    /// APCER, ACER, EER and BPCER@APCER (the pooled APCER counts them).
+    #[arg(long, env = "FACELIVE_MIN_SPECIES_COUNT", default_value_t = 10)]
+    pub min_species_count: usize,
 }
 
 fn parse_compare(s: &str) -> Result<(String, PathBuf), String> {
@@ -111,6 +115,20 @@ fn pct(r: &Rate) -> String {
         r.count,
         r.total
     )
+}
+
+/// The report's own statement of what its figures mean.
+fn write_definitions(
+    md: &mut String,
+    min: usize,
+    small: &std::collections::BTreeMap<String, usize>,
+) -> std::fmt::Result {
+    writeln!(md, "Definitions (ISO/IEC 30107-3): APCER of a species, the share of its attack presentations accepted (score at least the threshold); APCER (pooled), the share of all attack presentations accepted; APCER (worst species), the highest species APCER among species with at least {min} images; BPCER, the share of bona fide presentations rejected; ACER, the mean of the worst-species APCER and BPCER; EER, where an APCER and BPCER are equal. BPCER@APCER is taken at the lowest threshold whose worst-species APCER is at most the target.\n")?;
+    if !small.is_empty() {
+        let names: Vec<String> = small.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+        writeln!(md, "† Species under {min} images, left out of the worst-species APCER, ACER, EER and BPCER@APCER (counted in the pooled APCER; their own APCER can only move in steps of 1/n): {}.\n", names.join(", "))?;
+    }
+    Ok(())
 }
 
 /// Labelled samples of a set: the pipeline's verdicts, or another system's score file.
@@ -188,7 +206,8 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
     let (items, results) = collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?;
     let samples: Vec<Sample> = results.iter().map(|(s, _)| s.clone()).collect();
-    let e = Evaluation::new(&samples);
+    let e = Evaluation::with_min_species(&samples, a.min_species_count);
+    let small = e.small_species();
     let thresholds = &pipeline.config().thresholds;
     let points: Vec<(String, AtThreshold)> = OperatingPoint::ALL
         .iter()
@@ -200,6 +219,7 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         .map(|&t| (t, e.at_apcer(t)))
         .collect();
     let (eer_t, eer) = e.eer();
+    let (eer_pooled_t, eer_pooled) = e.eer_pooled();
     let fta = e.acquisition();
     let compared: Vec<(String, Vec<Sample>)> = a
         .compare
@@ -224,23 +244,30 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         a.source.display(), samples.len(),
         samples.iter().filter(|s| s.label == Label::BonaFide).count(),
         samples.iter().filter(|s| s.label != Label::BonaFide).count())?;
+    write_definitions(&mut md, a.min_species_count, &small)?;
     let species: Vec<String> = points[0].1.apcer_by_species.keys().cloned().collect();
+    let flag = |s: &String| if small.contains_key(s) { " †" } else { "" };
     writeln!(
         md,
-        "| point | threshold | BPCER | APCER (worst species) | {} | ACER |",
+        "| point | threshold | BPCER | APCER (pooled) | APCER (worst species) | {} | ACER |",
         species
             .iter()
-            .map(|s| format!("APCER {s}"))
+            .map(|s| format!("APCER {s}{}", flag(s)))
             .collect::<Vec<_>>()
             .join(" | ")
     )?;
-    writeln!(md, "|---|---|---|---|{}---|", "---|".repeat(species.len()))?;
+    writeln!(
+        md,
+        "|---|---|---|---|---|{}---|",
+        "---|".repeat(species.len())
+    )?;
     for (name, r) in &points {
         writeln!(
             md,
-            "| {name} | {:.3} | {} | {} | {} | {:.1}% |",
+            "| {name} | {:.3} | {} | {} | {} | {} | {:.1}% |",
             r.threshold,
             pct(&r.bpcer),
+            pct(&r.apcer_pooled),
             pct(&r.apcer_worst),
             species
                 .iter()
@@ -252,19 +279,27 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         md,
-        "\n| BPCER@APCER | threshold | BPCER | APCER (worst species) |\n|---|---|---|---|"
+        "\n| BPCER@APCER (worst species) | threshold | BPCER | APCER (worst species) | APCER (pooled) |\n|---|---|---|---|---|"
     )?;
     for (t, r) in &targets {
         writeln!(
             md,
-            "| {:.0}% | {:.4} | {} | {} |",
+            "| {:.0}% | {:.4} | {} | {} | {} |",
             t * 100.0,
             r.threshold,
             pct(&r.bpcer),
-            pct(&r.apcer_worst)
+            pct(&r.apcer_worst),
+            pct(&r.apcer_pooled)
         )?;
     }
-    writeln!(md, "\nEER {:.1}% at threshold {:.4}.\n", eer * 100.0, eer_t)?;
+    writeln!(
+        md,
+        "\nEER (worst species) {:.1}% at threshold {:.4}; EER (pooled) {:.1}% at threshold {:.4}.\n",
+        eer * 100.0,
+        eer_t,
+        eer_pooled * 100.0,
+        eer_pooled_t
+    )?;
     writeln!(
         md,
         "| failures to acquire | bona fide | attacks |\n|---|---|---|"
@@ -295,6 +330,9 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             "operating_points": points.iter().map(|(n, r)| json!({"name": n, "rates": r})).collect::<Vec<_>>(),
             "bpcer_at_apcer": targets.iter().map(|(t, r)| json!({"target_apcer": t, "rates": r})).collect::<Vec<_>>(),
             "eer": {"value": eer, "threshold": eer_t},
+            "eer_pooled": {"value": eer_pooled, "threshold": eer_pooled_t},
+            "min_species_count": a.min_species_count,
+            "small_species": small,
             "failures_to_acquire": fta,
         });
         std::fs::write(
@@ -303,7 +341,15 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         )?;
         // The --scores format (the reference's columns first), so a report can be rebuilt
         // or compared without the models: `eval --scores` / `--compare` read it back.
-        let mut csv = String::from("file,label,attack_type,status,live_score,reason\n");
+        let mut scores = csv::Writer::from_path(dir.join("scores.csv"))?;
+        scores.write_record([
+            "file",
+            "label",
+            "attack_type",
+            "status",
+            "live_score",
+            "reason",
+        ])?;
         for (item, (s, note)) in items.iter().zip(&results) {
             let (status, score) = match s.score {
                 // Shortest form that reads back as the same f32: reports rebuild exactly.
@@ -312,19 +358,22 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
                 Err(Failure::Unreadable) => ("decode_error", String::new()),
                 Err(Failure::Quality) => ("quality", String::new()),
             };
-            writeln!(
-                csv,
-                "{},{},{},{status},{score},{note}",
-                item.name, item.label, item.attack_type
-            )?;
+            scores.write_record([
+                item.name.as_str(),
+                &item.label,
+                &item.attack_type,
+                status,
+                &score,
+                note,
+            ])?;
         }
-        std::fs::write(dir.join("scores.csv"), csv)?;
+        scores.flush()?;
         let curve = e.curve();
-        let mut det = String::from("threshold,apcer_worst,bpcer\n");
-        for (t, apcer, bpcer) in &curve {
-            writeln!(det, "{t:.6},{apcer:.6},{bpcer:.6}")?;
+        let mut det = csv::Writer::from_path(dir.join("det.csv"))?;
+        for p in &curve {
+            det.serialize(p)?;
         }
-        std::fs::write(dir.join("det.csv"), det)?;
+        det.flush()?;
         let name = match (&a.name, &a.scores) {
             (Some(n), _) => n.clone(),
             (None, Some(p)) => p
@@ -340,6 +389,8 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             curve: &curve,
             points: &points[..OperatingPoint::ALL.len()],
             samples: &samples,
+            small: &small,
+            min_species: a.min_species_count,
             compared: &compared,
         };
         view.write(dir)?;
@@ -353,10 +404,13 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
 struct Pictures<'a> {
     title: &'a str,
     name: &'a str,
-    curve: &'a [(f32, f64, f64)],
+    curve: &'a [CurvePoint],
     /// (name, rates) of weak, balanced and strict.
     points: &'a [(String, AtThreshold)],
     samples: &'a [Sample],
+    /// Species left out of the worst-species figures, grouped in the histogram.
+    small: &'a std::collections::BTreeMap<String, usize>,
+    min_species: usize,
     compared: &'a [(String, Vec<Sample>)],
 }
 
@@ -364,16 +418,30 @@ impl Pictures<'_> {
     /// det.svg/png and histogram.svg/png in `dir`.
     fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use facelive_eval::plot;
-        let det = |c: &[(f32, f64, f64)]| -> Vec<(f64, f64)> {
-            c.iter().map(|&(_, a, b)| (a, b)).collect()
+        // Per system: (legend name, points, colour, dashed), worst species then pooled.
+        let mut lines: Vec<(String, Vec<(f64, f64)>, usize, bool)> = Vec::new();
+        let mut add = |name: &str, c: &[CurvePoint], colour: usize| {
+            let worst = c.iter().map(|p| (p.apcer_worst, p.bpcer)).collect();
+            let pooled = c.iter().map(|p| (p.apcer_pooled, p.bpcer)).collect();
+            lines.push((format!("{name}, worst species"), worst, colour, false));
+            lines.push((format!("{name}, pooled"), pooled, colour, true));
         };
-        let mut curves = vec![(self.name.to_string(), det(self.curve))];
-        for (n, s) in self.compared {
-            curves.push((n.clone(), det(&Evaluation::new(s).curve())));
+        add(self.name, self.curve, 0);
+        for (i, (n, s)) in self.compared.iter().enumerate() {
+            add(
+                n,
+                &Evaluation::with_min_species(s, self.min_species).curve(),
+                i + 1,
+            );
         }
-        let curves: Vec<plot::Curve> = curves
+        let curves: Vec<plot::Curve> = lines
             .iter()
-            .map(|(n, p)| plot::Curve { name: n, points: p })
+            .map(|(n, p, colour, dashed)| plot::Curve {
+                name: n,
+                points: p,
+                colour: *colour,
+                dashed: *dashed,
+            })
             .collect();
         let labels: Vec<String> = self
             .points
@@ -408,6 +476,7 @@ impl Pictures<'_> {
             &format!("Live scores: {}", self.title),
             self.samples,
             &lines,
+            self.small,
         );
         for (file, svg) in [("det", det_svg), ("histogram", hist_svg)] {
             std::fs::write(dir.join(format!("{file}.svg")), &svg)?;

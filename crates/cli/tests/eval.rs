@@ -92,13 +92,23 @@ fn eval_reports_iso_rates_for_the_dev_manifest() {
         .skip(1)
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
         .collect();
+    // Columns: threshold, APCER worst species, APCER pooled, BPCER.
     let (first, last) = (&det[0], &det[det.len() - 1]);
     assert_eq!((first[1], last[1]), (1.0, 0.0), "APCER from 1 to 0");
-    assert!(first[2] < 0.02 && last[2] == 1.0, "BPCER from ~0 to 1");
+    // Pooled: attacks not acquired are never accepted, even at threshold 0.
+    assert!(
+        first[2] > 0.9 && last[2] == 0.0,
+        "pooled APCER from ~1 to 0"
+    );
+    assert!(first[3] < 0.02 && last[3] == 1.0, "BPCER from ~0 to 1");
     assert!(
         det.windows(2)
-            .all(|w| w[1][1] <= w[0][1] && w[1][2] >= w[0][2]),
+            .all(|w| w[1][1] <= w[0][1] && w[1][2] <= w[0][2] && w[1][3] >= w[0][3]),
         "monotone"
+    );
+    assert!(
+        det.iter().all(|p| p[2] <= p[1]),
+        "pooled never above the worst species"
     );
     pictures_show_the_curves(out.path(), det.len());
 
@@ -141,9 +151,21 @@ fn pictures_show_the_curves(out: &std::path::Path, det_points: usize) {
         .skip(1)
         .map(|p| p.split('"').next().unwrap())
         .collect();
-    assert_eq!(curves.len(), 2, "facelive and reference");
+    assert_eq!(
+        curves.len(),
+        4,
+        "facelive and reference, worst species and pooled"
+    );
     assert_eq!(curves[0].split(' ').count(), det_points);
-    assert!(det.contains(">reference</text>") && det.contains(">facelive</text>"));
+    assert_eq!(curves[1].split(' ').count(), det_points);
+    for name in ["facelive", "reference"] {
+        for kind in ["worst species", "pooled"] {
+            assert!(
+                det.contains(&format!(">{name}, {kind}</text>")),
+                "{name}, {kind}"
+            );
+        }
+    }
     let t = facelive_pipeline::Thresholds::default();
     for point in [
         format!("weak {:.2}", t.weak),
@@ -228,7 +250,7 @@ fn eval_scores_another_systems_results_in_the_same_terms() {
     );
     let det = std::fs::read_to_string(out.path().join("det.svg")).unwrap();
     assert!(
-        det.contains(">DET: reference on ") && det.contains(">reference</text>"),
+        det.contains(">DET: reference on ") && det.contains(">reference, pooled</text>"),
         "the pictures carry --name"
     );
     let (at, j) = point(out.path(), "0.5");
@@ -282,4 +304,153 @@ fn calibrate_reproduces_the_shipped_thresholds_and_writes_them_where_check_reads
         .unwrap();
     let line: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(line["threshold"].as_f64().unwrap() as f32, d.strict);
+}
+
+/// A real set's shape: 14 attack species, 5 of them a single image. The report keeps the
+/// pooled APCER beside the per-species figures, flags the small species and leaves them out
+/// of the worst-species figures (so one unlucky image no longer makes the worst-species
+/// APCER 100% at every threshold), states its definitions, and its pictures name every
+/// species.
+#[test]
+fn small_species_are_flagged_and_left_out_of_the_worst_species_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = String::from("file,label,attack_type\n");
+    let mut scores = String::from("file,label,attack_type,status,live_score\n");
+    let mut add = |file: String, label: &str, species: &str, score: f32| {
+        manifest.push_str(&format!("{file},{label},{species}\n"));
+        scores.push_str(&format!("{file},{label},{species},ok,{score}\n"));
+    };
+    // Deterministic scores: bona fide high, attacks low, with some overlap.
+    for i in 0..60 {
+        add(
+            format!("live/{i}.jpg"),
+            "live",
+            "-",
+            0.35 + 0.6 * ((i * 37) % 60) as f32 / 60.0,
+        );
+    }
+    for s in 0..9 {
+        for i in 0..12 {
+            let score = 0.02 + 0.5 * ((i * 7 + s * 3) % 12) as f32 / 12.0;
+            add(
+                format!("spoof/big{s}_{i}.jpg"),
+                "spoof",
+                &format!("species_{s:02}"),
+                score,
+            );
+        }
+    }
+    // Five species of one image each, all scoring high: each alone is 100% APCER.
+    for s in 0..5 {
+        add(
+            format!("spoof/one{s}.jpg"),
+            "spoof",
+            &format!("single_{s}"),
+            0.97,
+        );
+    }
+    std::fs::write(dir.path().join("manifest.csv"), &manifest).unwrap();
+    std::fs::write(dir.path().join("scores.csv"), &scores).unwrap();
+    let out = dir.path().join("report");
+    let md = eval(
+        &dir.path().join("manifest.csv"),
+        &out,
+        &[
+            "--scores".as_ref(),
+            dir.path().join("scores.csv").as_os_str(),
+        ],
+    );
+    assert!(md.contains("Definitions (ISO/IEC 30107-3)"), "{md}");
+    assert!(md.contains("APCER (pooled)"));
+    for s in 0..5 {
+        assert!(
+            md.contains(&format!("APCER single_{s} †")),
+            "single_{s} not flagged"
+        );
+        assert!(
+            md.contains(&format!("single_{s} (1)")),
+            "single_{s} not named as left out"
+        );
+    }
+    assert!(
+        md.contains("APCER species_00 |") || md.contains("APCER species_00 "),
+        "{md}"
+    );
+    assert!(!md.contains("APCER species_00 †"));
+
+    let (r, j) = point(&out, "balanced");
+    assert_eq!(r["apcer_pooled"]["total"], 9 * 12 + 5);
+    let worst = r["apcer_worst"]["value"].as_f64().unwrap();
+    assert!(
+        worst < 1.0,
+        "the worst species is a real one, not a single image: {worst}"
+    );
+    assert_eq!(j["small_species"].as_object().unwrap().len(), 5);
+    let eer = j["eer"]["value"].as_f64().unwrap();
+    assert!(eer < 0.5, "EER over the counted species: {eer}");
+    // Without the minimum (every species counts), the singles dominate: the old report.
+    let all = dir.path().join("all");
+    eval(
+        &dir.path().join("manifest.csv"),
+        &all,
+        &[
+            "--scores".as_ref(),
+            dir.path().join("scores.csv").as_os_str(),
+            "--min-species-count".as_ref(),
+            "1".as_ref(),
+        ],
+    );
+    let (r1, j1) = point(&all, "balanced");
+    assert_eq!(r1["apcer_worst"]["value"], 1.0);
+    assert!(j1["eer"]["value"].as_f64().unwrap() > eer);
+
+    // The DET curve is not flat; the histogram's legend names every species, the small ones
+    // grouped and named, on as many rows as it takes.
+    let det: Vec<Vec<f64>> = std::fs::read_to_string(out.join("det.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let worst_values: std::collections::BTreeSet<u64> =
+        det.iter().map(|p| (p[1] * 1e6) as u64).collect();
+    assert!(
+        worst_values.len() > 5,
+        "worst-species DET has {} levels",
+        worst_values.len()
+    );
+    let hist = std::fs::read_to_string(out.join("histogram.svg")).unwrap();
+    for s in 0..9 {
+        assert!(
+            hist.contains(&format!(">attack: species_{s:02}</text>")),
+            "species_{s:02}"
+        );
+    }
+    assert!(
+        hist.contains("5 small species: single_0 (1), single_1 (1)"),
+        "{hist}"
+    );
+    // Every legend entry lies above the plot area and inside the picture.
+    let top: f64 = hist
+        .split("<rect x=\"78\" y=\"")
+        .last()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        top > 78.0,
+        "the plot moved down for a second legend row: {top}"
+    );
+    if let Ok(dest) = std::env::var("FACELIVE_DOCS_PICTURES") {
+        for f in ["histogram.png", "det.png"] {
+            std::fs::copy(
+                out.join(f),
+                std::path::Path::new(&dest).join(format!("small-species-{f}")),
+            )
+            .unwrap();
+        }
+    }
 }

@@ -6,6 +6,11 @@
 //! presentation is rejected when its score is below it or it was not acquired (a real user
 //! turned away is turned away, whatever the reason). Every rate comes with a 95% Wilson
 //! score interval.
+//!
+//! Real sets have attack species of one or two images, whose APCER can only be 0 or 100%.
+//! Species with fewer images than a minimum are reported and flagged but left out of the
+//! worst-species APCER (and so of ACER, the EER and BPCER@APCER); the pooled APCER counts
+//! every attack.
 
 pub mod plot;
 
@@ -75,13 +80,23 @@ pub struct AtThreshold {
     pub threshold: f32,
     /// APCER of each attack species.
     pub apcer_by_species: BTreeMap<String, Rate>,
-    /// The worst species' APCER: the ISO headline.
+    /// The worst APCER among species with at least the minimum number of images (among
+    /// all species when none has): the ISO headline.
     pub apcer_worst: Rate,
     /// All attack presentations pooled.
     pub apcer_pooled: Rate,
     pub bpcer: Rate,
     /// Mean of the worst-species APCER and BPCER.
     pub acer: f64,
+}
+
+/// One point of the DET curve: the rates at one threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    pub threshold: f32,
+    pub apcer_worst: f64,
+    pub apcer_pooled: f64,
+    pub bpcer: f64,
 }
 
 /// Failures to acquire, by kind, separately for bona fide and attack presentations.
@@ -99,6 +114,8 @@ pub struct Evaluation<'a> {
     /// two binary searches, so a DET curve over n images costs O(n log n), not O(n^2).
     bona_fide_scores: Vec<f32>,
     attack_scores: BTreeMap<String, Vec<f32>>,
+    /// Species with fewer images are left out of the worst-species figures.
+    min_species: usize,
 }
 
 /// How many of the ascending `sorted` scores are at least `t`.
@@ -107,7 +124,14 @@ fn at_least(sorted: &[f32], t: f32) -> usize {
 }
 
 impl<'a> Evaluation<'a> {
+    /// Every species counts in the worst-species figures.
     pub fn new(samples: &'a [Sample]) -> Self {
+        Self::with_min_species(samples, 1)
+    }
+
+    /// Species with fewer than `min` images are flagged and left out of the worst-species
+    /// figures (all species count when none has `min`).
+    pub fn with_min_species(samples: &'a [Sample], min: usize) -> Self {
         let mut species = BTreeMap::new();
         let mut bona_fide = 0;
         let mut bona_fide_scores = Vec::new();
@@ -137,7 +161,24 @@ impl<'a> Evaluation<'a> {
             species,
             bona_fide_scores,
             attack_scores,
+            min_species: min,
         }
+    }
+
+    /// The species left out of the worst-species figures, with their image counts.
+    pub fn small_species(&self) -> BTreeMap<String, usize> {
+        if !self.species.values().any(|&n| n >= self.min_species) {
+            return BTreeMap::new();
+        }
+        self.species
+            .iter()
+            .filter(|(_, &n)| n < self.min_species)
+            .map(|(k, &n)| (k.clone(), n))
+            .collect()
+    }
+
+    pub fn min_species(&self) -> usize {
+        self.min_species
     }
 
     pub fn at(&self, t: f32) -> AtThreshold {
@@ -151,9 +192,11 @@ impl<'a> Evaluation<'a> {
                 (k.clone(), Rate::new(accepted, n))
             })
             .collect();
+        let small = self.small_species();
         let worst = by
-            .values()
-            .copied()
+            .iter()
+            .filter(|(k, _)| !small.contains_key(*k))
+            .map(|(_, r)| *r)
             .max_by(|a, b| a.value.total_cmp(&b.value))
             .unwrap_or(Rate::new(0, 0));
         let attacks: usize = self.species.values().sum();
@@ -211,14 +254,22 @@ impl<'a> Evaluation<'a> {
     /// Equal error rate: where worst-species APCER and BPCER cross (their mean at the
     /// threshold where they are closest).
     pub fn eer(&self) -> (f32, f64) {
-        self.candidates()
+        self.equal_error(|p| p.apcer_worst)
+    }
+
+    /// The equal error rate of the pooled APCER and BPCER.
+    pub fn eer_pooled(&self) -> (f32, f64) {
+        self.equal_error(|p| p.apcer_pooled)
+    }
+
+    fn equal_error(&self, apcer: impl Fn(&CurvePoint) -> f64) -> (f32, f64) {
+        self.curve()
             .into_iter()
-            .map(|t| self.at(t))
             .min_by(|a, b| {
-                let d = |r: &AtThreshold| (r.apcer_worst.value - r.bpcer.value).abs();
+                let d = |p: &CurvePoint| (apcer(p) - p.bpcer).abs();
                 d(a).total_cmp(&d(b))
             })
-            .map(|r| (r.threshold, (r.apcer_worst.value + r.bpcer.value) / 2.0))
+            .map(|p| (p.threshold, (apcer(&p) + p.bpcer) / 2.0))
             .unwrap_or((0.5, 0.0))
     }
 
@@ -247,13 +298,18 @@ impl<'a> Evaluation<'a> {
         }
     }
 
-    /// (threshold, worst-species APCER, BPCER) at every decision change: the DET curve.
-    pub fn curve(&self) -> Vec<(f32, f64, f64)> {
+    /// The rates at every decision change: the DET curves, worst-species and pooled.
+    pub fn curve(&self) -> Vec<CurvePoint> {
         self.candidates()
             .into_iter()
             .map(|t| {
                 let r = self.at(t);
-                (t, r.apcer_worst.value, r.bpcer.value)
+                CurvePoint {
+                    threshold: t,
+                    apcer_worst: r.apcer_worst.value,
+                    apcer_pooled: r.apcer_pooled.value,
+                    bpcer: r.bpcer.value,
+                }
             })
             .collect()
     }

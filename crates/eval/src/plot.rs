@@ -7,6 +7,8 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use crate::{Label, Sample};
 
 const WIDTH: f64 = 720.0;
@@ -15,9 +17,14 @@ const HEIGHT: f64 = 540.0;
 const MARGIN: (f64, f64, f64, f64) = (78.0, 78.0, 24.0, 64.0);
 const FONT: &str = "Ubuntu, DejaVu Sans, Helvetica, Arial, sans-serif";
 /// First colour: the system evaluated; then the systems compared with it or attack species.
-const PALETTE: [&str; 6] = [
-    "#1f6feb", "#d1495b", "#edae49", "#00798c", "#8d5a97", "#66a182",
+const PALETTE: [&str; 10] = [
+    "#1f6feb", "#d1495b", "#edae49", "#00798c", "#8d5a97", "#66a182", "#e07a5f", "#3d405b",
+    "#b5838d", "#6d597a",
 ];
+/// Attack species grouped because they are too small to judge on their own.
+const SMALL_SPECIES: &str = "#9e9e9e";
+/// Height of one legend row.
+const LEGEND_ROW: f64 = 16.0;
 const BONA_FIDE: &str = "#2e8b57";
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +41,31 @@ pub enum PlotError {
 pub struct Curve<'a> {
     pub name: &'a str,
     pub points: &'a [(f64, f64)],
+    /// Index into the palette: a system's worst-species and pooled curves share it.
+    pub colour: usize,
+    /// Dashed: the pooled-APCER curve beside the solid worst-species one.
+    pub dashed: bool,
+}
+
+/// How a legend entry is marked.
+#[derive(Clone, Copy)]
+enum Mark {
+    Swatch,
+    Line,
+    Dashed,
+}
+
+struct Entry {
+    name: String,
+    colour: &'static str,
+    mark: Mark,
+}
+
+impl Entry {
+    /// Width estimated from the character count: enough to keep entries apart.
+    fn width(&self) -> f64 {
+        20.0 + 7.0 * self.name.chars().count() as f64 + 22.0
+    }
 }
 
 /// A named point drawn on the first curve (an operating point).
@@ -106,13 +138,35 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// An SVG document being written; the plot area is fixed by MARGIN.
+/// An SVG document being written; the plot area is fixed by MARGIN, lowered by the rows
+/// the legend needs.
 struct Canvas {
     svg: String,
+    top: f64,
+}
+
+/// The legend's entries in rows that fit the plot's width.
+fn legend_rows(entries: &[Entry]) -> Vec<Vec<&Entry>> {
+    let width = WIDTH - MARGIN.0 - MARGIN.2;
+    let mut rows: Vec<Vec<&Entry>> = vec![Vec::new()];
+    let mut used = 0.0;
+    for e in entries {
+        let last = rows.last_mut().expect("one row");
+        if used + e.width() > width && !last.is_empty() {
+            rows.push(vec![e]);
+            used = e.width();
+        } else {
+            last.push(e);
+            used += e.width();
+        }
+    }
+    rows
 }
 
 impl Canvas {
-    fn new(title: &str, subtitle: &str) -> Self {
+    /// The title, the subtitle, and the legend between them and the plot, where it hides
+    /// no data: every entry, on as many rows as it takes.
+    fn new(title: &str, subtitle: &str, legend: &[Entry]) -> Self {
         let mut svg = String::new();
         let _ = write!(
             svg,
@@ -125,7 +179,29 @@ impl Canvas {
             t = esc(title),
             s = esc(subtitle),
         );
-        Self { svg }
+        let rows = legend_rows(legend);
+        let top = MARGIN.1 + LEGEND_ROW * (rows.len().max(1) - 1) as f64;
+        let mut c = Self { svg, top };
+        for (i, row) in rows.iter().enumerate() {
+            let y = MARGIN.1 - 12.0 + LEGEND_ROW * i as f64;
+            let mut x = MARGIN.0;
+            for e in row {
+                c.legend_mark(x, y, e);
+                c.text((x + 20.0, y), "start", "", &e.name);
+                x += e.width();
+            }
+        }
+        c
+    }
+
+    fn legend_mark(&mut self, x: f64, y: f64, e: &Entry) {
+        let dash = match e.mark {
+            Mark::Swatch => return self.rect(x, y - 9.0, 14.0, 10.0, e.colour),
+            Mark::Line => "",
+            Mark::Dashed => r#" stroke-dasharray="4 3""#,
+        };
+        let style = format!(r#"stroke="{}" stroke-width="2.2"{dash}"#, e.colour);
+        self.line((x, y - 4.0), (x + 16.0, y - 4.0), &style);
     }
 
     fn left(&self) -> f64 {
@@ -135,7 +211,7 @@ impl Canvas {
         WIDTH - MARGIN.2
     }
     fn top(&self) -> f64 {
-        MARGIN.1
+        self.top
     }
     fn bottom(&self) -> f64 {
         HEIGHT - MARGIN.3
@@ -181,17 +257,6 @@ impl Canvas {
         );
     }
 
-    /// A legend: one row between the subtitle and the plot, where it hides no data.
-    fn legend(&mut self, entries: &[(&str, &str)]) {
-        let (mut x, y) = (self.left(), self.top() - 12.0);
-        for (name, colour) in entries {
-            self.rect(x, y - 9.0, 14.0, 10.0, colour);
-            self.text((x + 20.0, y), "start", "", name);
-            // Text width estimated from the character count: enough to keep entries apart.
-            x += 20.0 + 7.0 * name.chars().count() as f64 + 22.0;
-        }
-    }
-
     fn finish(mut self) -> String {
         self.svg.push_str("</svg>\n");
         self.svg
@@ -203,7 +268,8 @@ const DET_TICKS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9,
 ];
 
-/// The DET curve: worst-species APCER against BPCER on normal-deviate axes. Rates of 0 lie
+/// DET curves: APCER (worst species, or pooled: dashed) against BPCER on normal-deviate
+/// axes. Rates of 0 lie
 /// on the axes' lower edges, which start at the largest tick at most half of the smallest
 /// non-zero rate, and at most 1% (a perfect separation still gets a readable plot).
 pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]) -> String {
@@ -218,7 +284,15 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
         .rfind(|&t| t <= (smallest / 2.0).min(0.01))
         .unwrap_or(DET_TICKS[0]);
     let hi = *DET_TICKS.last().expect("ticks");
-    let mut c = Canvas::new(title, subtitle);
+    let legend: Vec<Entry> = curves
+        .iter()
+        .map(|cv| Entry {
+            name: cv.name.to_string(),
+            colour: PALETTE[cv.colour % PALETTE.len()],
+            mark: if cv.dashed { Mark::Dashed } else { Mark::Line },
+        })
+        .collect();
+    let mut c = Canvas::new(title, subtitle, &legend);
     let (l, t, r, b) = (c.left(), c.top(), c.right(), c.bottom());
     let (plo, phi) = (probit(lo), probit(hi));
     let sx = |v: f64| l + (probit(v.clamp(lo, hi)) - plo) / (phi - plo) * (r - l);
@@ -249,15 +323,20 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
         (sx(hi), sy(hi)),
         r##"stroke="#aaaaaa" stroke-dasharray="4 4""##,
     );
-    for (i, curve) in curves.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+    for curve in curves {
+        let colour = PALETTE[curve.colour % PALETTE.len()];
+        let dash = if curve.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
         let mut pts = String::new();
         for &(a, bp) in curve.points {
             let _ = write!(pts, "{:.1},{:.1} ", sx(a), sy(bp));
         }
         let _ = writeln!(
             c.svg,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.2"/>"#,
+            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.2"{dash}/>"#,
             pts.trim_end()
         );
     }
@@ -271,33 +350,46 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
         c.text((x + 8.0, y - 6.0), "start", r#"font-size="12""#, m.name);
     }
     c.frame(
-        "APCER, worst attack species (%)",
+        "APCER (%): worst species solid, pooled dashed",
         "BPCER, bona fide rejected (%)",
     );
-    let entries: Vec<(&str, &str)> = curves
-        .iter()
-        .enumerate()
-        .map(|(i, cv)| (cv.name, PALETTE[i % PALETTE.len()]))
-        .collect();
-    c.legend(&entries);
     c.finish()
 }
 
 /// Histograms of the live score, 20 bins over [0, 1]: bona fide presentations beside the
 /// attacks, stacked by species; thresholds as vertical lines. Images without a score (not
-/// acquired) are counted in the subtitle, not drawn.
-pub fn histogram_svg(title: &str, samples: &[Sample], thresholds: &[Threshold]) -> String {
+/// acquired) are counted in the subtitle, not drawn. The `small` species (name: images)
+/// are stacked as one group, named in the legend.
+pub fn histogram_svg(
+    title: &str,
+    samples: &[Sample],
+    thresholds: &[Threshold],
+    small: &BTreeMap<String, usize>,
+) -> String {
     const BINS: usize = 20;
+    const GROUPED: &str = "";
     let bin = |v: f32| ((v.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1);
-    let mut species: Vec<&str> = samples
+    let group = |sp: &str| if small.contains_key(sp) { GROUPED } else { sp }.to_string();
+    let mut species: Vec<String> = samples
         .iter()
         .filter_map(|s| match &s.label {
-            Label::Attack { species } => Some(species.as_str()),
+            Label::Attack { species } => Some(group(species)),
             Label::BonaFide => None,
         })
         .collect();
     species.sort_unstable();
     species.dedup();
+    // The grouped small species last.
+    if species.first().is_some_and(|s| s == GROUPED) {
+        species.rotate_left(1);
+    }
+    let colour = |i: usize, sp: &str| {
+        if sp == GROUPED {
+            SMALL_SPECIES
+        } else {
+            PALETTE[(i + 1) % PALETTE.len()]
+        }
+    };
     let mut bona = [0usize; BINS];
     let mut attacks = vec![[0usize; BINS]; species.len()];
     let mut not_acquired = 0;
@@ -309,7 +401,8 @@ pub fn histogram_svg(title: &str, samples: &[Sample], thresholds: &[Threshold]) 
         match &s.label {
             Label::BonaFide => bona[bin(v)] += 1,
             Label::Attack { species: sp } => {
-                let i = species.binary_search(&sp.as_str()).expect("listed");
+                let g = group(sp);
+                let i = species.iter().position(|s| *s == g).expect("listed");
                 attacks[i][bin(v)] += 1;
             }
         }
@@ -331,7 +424,29 @@ pub fn histogram_svg(title: &str, samples: &[Sample], thresholds: &[Threshold]) 
         bona.iter().sum::<usize>(),
         (0..BINS).map(stacked).sum::<usize>()
     );
-    let mut c = Canvas::new(title, &subtitle);
+    let mut legend = vec![Entry {
+        name: "bona fide".into(),
+        colour: BONA_FIDE,
+        mark: Mark::Swatch,
+    }];
+    for (i, sp) in species.iter().enumerate() {
+        let name = if sp == GROUPED {
+            let names: Vec<String> = small.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+            format!(
+                "{} small species: {}",
+                small.len(),
+                clipped(&names.join(", "), 70)
+            )
+        } else {
+            format!("attack: {sp}")
+        };
+        legend.push(Entry {
+            name,
+            colour: colour(i, sp),
+            mark: Mark::Swatch,
+        });
+    }
+    let mut c = Canvas::new(title, &subtitle, &legend);
     let (l, t, r, b) = (c.left(), c.top(), c.right(), c.bottom());
     let sx = |v: f64| l + v * (r - l);
     let sy = |n: f64| b - n / ymax as f64 * (b - t);
@@ -366,7 +481,7 @@ pub fn histogram_svg(title: &str, samples: &[Sample], thresholds: &[Threshold]) 
                 y1,
                 bw / 2.0 - 1.0,
                 y0 - y1,
-                PALETTE[(i + 1) % PALETTE.len()],
+                colour(i, &species[i]),
             );
             base += a[k];
         }
@@ -383,13 +498,16 @@ pub fn histogram_svg(title: &str, samples: &[Sample], thresholds: &[Threshold]) 
         );
     }
     c.frame("live score", "images");
-    let mut entries = vec![("bona fide".to_string(), BONA_FIDE)];
-    for (i, sp) in species.iter().enumerate() {
-        entries.push((format!("attack: {sp}"), PALETTE[(i + 1) % PALETTE.len()]));
-    }
-    let entries: Vec<(&str, &str)> = entries.iter().map(|(n, c)| (n.as_str(), *c)).collect();
-    c.legend(&entries);
     c.finish()
+}
+
+/// `s` cut to `max` characters, marked when cut (the report lists everything).
+fn clipped(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max).collect();
+    format!("{head}… (see the report)")
 }
 
 /// Rasterises one of these pictures at `scale` times its size.
@@ -487,6 +605,7 @@ mod tests {
                 name: "balanced",
                 value: 0.5,
             }],
+            &BTreeMap::new(),
         );
         assert!(svg.contains("40 bona fide, 40 attacks scored; 1 not acquired"));
         assert!(svg.contains("attack: print") && svg.contains("attack: replay"));
@@ -516,6 +635,8 @@ mod tests {
             &[Curve {
                 name: "perfect",
                 points: &pts,
+                colour: 0,
+                dashed: false,
             }],
             &[],
         );
@@ -532,6 +653,8 @@ mod tests {
             &[Curve {
                 name: "a",
                 points: &pts,
+                colour: 0,
+                dashed: false,
             }],
             &[Marker {
                 name: "balanced",
