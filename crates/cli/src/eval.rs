@@ -1,5 +1,6 @@
 //! `facelive eval`: the pipeline over a labelled set, in ISO/IEC 30107-3 terms.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +29,7 @@ pub struct EvalArgs {
     /// Evaluate another system's scores instead of running the pipeline: a CSV with
     /// `file,label,attack_type,status,live_score` (the reference pipeline's format, and that of
     /// the scores.csv `--out` writes; status `ok`, `no_face`, `decode_error` or `quality`).
-    #[arg(long, value_name = "CSV")]
+    #[arg(long, value_name = "CSV", conflicts_with = "endpoint")]
     pub scores: Option<PathBuf>,
     /// Draw another system's DET curve beside this one, from its score file (the `--scores`
     /// format), named NAME in the legend. Repeatable.
@@ -42,6 +43,8 @@ pub struct EvalArgs {
     /// APCER, ACER, EER and BPCER@APCER (the pooled APCER counts them).
     #[arg(long, env = "FACELIVE_MIN_SPECIES_COUNT", default_value_t = 10)]
     pub min_species_count: usize,
+    #[command(flatten)]
+    pub remote: crate::endpoint::EndpointArgs,
 }
 
 fn parse_compare(s: &str) -> Result<(String, PathBuf), String> {
@@ -63,6 +66,57 @@ struct ScoreRow {
     attack_type: String,
     status: String,
     live_score: Option<f32>,
+    /// Written by facelive (why not scored); absent from other systems' files.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The live and spoof images of a set.
+fn set_items(source: &std::path::Path) -> anyhow::Result<Vec<dataset::Item>> {
+    let items: Vec<_> = dataset::load(source)?
+        .into_iter()
+        .filter(|i| i.label == "live" || i.label == "spoof")
+        .collect();
+    anyhow::ensure!(
+        !items.is_empty(),
+        "no live or spoof images in {}",
+        source.display()
+    );
+    Ok(items)
+}
+
+/// A score file's rows by file name.
+fn score_rows(path: &std::path::Path) -> anyhow::Result<HashMap<String, ScoreRow>> {
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    rdr.deserialize::<ScoreRow>()
+        .map(|r| r.map(|r| (r.file.clone(), r)))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", path.display()))
+}
+
+fn row_score(path: &std::path::Path, r: &ScoreRow) -> anyhow::Result<Result<f32, Failure>> {
+    Ok(match (r.status.as_str(), r.live_score) {
+        ("ok", Some(v)) => Ok(v),
+        ("no_face", _) => Err(Failure::NoFace),
+        ("ok", None) | ("decode_error", _) => Err(Failure::Unreadable),
+        ("quality", _) => Err(Failure::Quality),
+        (other, _) => anyhow::bail!(
+            "{}: unknown status {other:?} for {} (ok, no_face, decode_error, quality)",
+            path.display(),
+            r.file
+        ),
+    })
+}
+
+fn label_of(item: &dataset::Item) -> Label {
+    if item.label == "live" {
+        Label::BonaFide
+    } else {
+        Label::Attack {
+            species: item.attack_type.clone(),
+        }
+    }
 }
 
 /// Samples from a score file, for the rows of the set being evaluated.
@@ -70,13 +124,7 @@ fn samples_from_scores(
     path: &std::path::Path,
     items: &[dataset::Item],
 ) -> anyhow::Result<Vec<Scored>> {
-    let mut rdr =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let rows: std::collections::HashMap<String, ScoreRow> = rdr
-        .deserialize::<ScoreRow>()
-        .map(|r| r.map(|r| (r.file.clone(), r)))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing {}", path.display()))?;
+    let rows = score_rows(path)?;
     items
         .iter()
         .map(|item| {
@@ -90,20 +138,52 @@ fn samples_from_scores(
                     species: r.attack_type.clone(),
                 }
             };
-            let score = match (r.status.as_str(), r.live_score) {
-                ("ok", Some(v)) => Ok(v),
-                ("no_face", _) => Err(Failure::NoFace),
-                ("ok", None) | ("decode_error", _) => Err(Failure::Unreadable),
-                ("quality", _) => Err(Failure::Quality),
-                (other, _) => anyhow::bail!(
-                    "{}: unknown status {other:?} for {} (ok, no_face, decode_error, quality)",
-                    path.display(),
-                    item.name
-                ),
-            };
-            Ok((Sample { label, score }, r.status.clone()))
+            Ok((
+                Sample {
+                    label,
+                    score: row_score(path, r)?,
+                },
+                r.status.clone(),
+            ))
         })
         .collect()
+}
+
+/// A running API's answers for the set, continuing from `OUT/scores.csv` if an earlier run
+/// stopped.
+fn samples_from_endpoint(a: &EvalArgs, items: &[dataset::Item]) -> anyhow::Result<Vec<Scored>> {
+    use crate::endpoint::Answer;
+    let dir = a.out.as_ref().expect("--endpoint requires --out");
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("scores.csv");
+    let mut done = HashMap::new();
+    if path.exists() {
+        for (file, r) in score_rows(&path)? {
+            let answer = match row_score(&path, &r)? {
+                Ok(v) => Answer::Scored(v),
+                Err(f) => Answer::NotAcquired(f, r.reason.clone().unwrap_or_default()),
+            };
+            done.insert(file, answer);
+        }
+    }
+    let answers = crate::endpoint::evaluate(&a.remote, items, done, &path)?;
+    Ok(items
+        .iter()
+        .zip(answers)
+        .map(|(item, answer)| {
+            let (score, note) = match answer {
+                Answer::Scored(v) => (Ok(v), String::new()),
+                Answer::NotAcquired(f, note) => (Err(f), note),
+            };
+            (
+                Sample {
+                    label: label_of(item),
+                    score,
+                },
+                note,
+            )
+        })
+        .collect())
 }
 
 fn pct(r: &Rate) -> String {
@@ -138,15 +218,7 @@ fn collect(
     scores: Option<&std::path::Path>,
     threads: Option<usize>,
 ) -> anyhow::Result<(Vec<dataset::Item>, Vec<Scored>)> {
-    let items: Vec<_> = dataset::load(source)?
-        .into_iter()
-        .filter(|i| i.label == "live" || i.label == "spoof")
-        .collect();
-    anyhow::ensure!(
-        !items.is_empty(),
-        "no live or spoof images in {}",
-        source.display()
-    );
+    let items = set_items(source)?;
     let bar = indicatif::ProgressBar::new(items.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left")
@@ -204,7 +276,14 @@ fn collect(
 
 pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
-    let (items, results) = collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?;
+    let (items, results) = match a.remote.endpoint {
+        Some(_) => {
+            let items = set_items(&a.source)?;
+            let results = samples_from_endpoint(&a, &items)?;
+            (items, results)
+        }
+        None => collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?,
+    };
     let samples: Vec<Sample> = results.iter().map(|(s, _)| s.clone()).collect();
     let e = Evaluation::with_min_species(&samples, a.min_species_count);
     let small = e.small_species();
@@ -213,6 +292,10 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| (p.as_str().to_string(), e.at(thresholds.get(*p))))
         .chain(std::iter::once(("0.5".to_string(), e.at(0.5))))
+        .chain(a.remote.dialect.and_then(|d| {
+            d.threshold()
+                .map(|t| (format!("{} {t}", d.name()), e.at(t)))
+        }))
         .collect();
     let targets: Vec<(f64, AtThreshold)> = [0.01, 0.05, 0.10]
         .iter()
@@ -232,9 +315,18 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
 
     let mut md = String::new();
     writeln!(md, "# facelive evaluation\n")?;
-    let system = match &a.scores {
-        Some(p) => format!("Scores from `{}`", p.display()),
-        None => format!(
+    let system = match (&a.scores, &a.remote.endpoint, a.remote.dialect) {
+        (_, Some(url), Some(d)) => format!(
+            "Answers of the endpoint `{url}` ({} dialect{})",
+            d.name(),
+            if d == crate::endpoint::Dialect::Nhn {
+                ": a verdict only, read as score 1 for live and 0 for an attack"
+            } else {
+                ""
+            }
+        ),
+        (Some(p), _, _) => format!("Scores from `{}`", p.display()),
+        _ => format!(
             "Model pack {} {}",
             pipeline.model_pack().name,
             pipeline.model_pack().version
@@ -376,6 +468,12 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         det.flush()?;
         let name = match (&a.name, &a.scores) {
             (Some(n), _) => n.clone(),
+            (None, None) if a.remote.dialect.is_some() => a
+                .remote
+                .dialect
+                .map(|d| d.name())
+                .unwrap_or_default()
+                .to_string(),
             (None, Some(p)) => p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

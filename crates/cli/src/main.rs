@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod config;
 mod dataset;
+mod endpoint;
 mod eval;
 mod models_cmd;
 mod serve;

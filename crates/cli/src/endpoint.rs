@@ -1,0 +1,404 @@
+//! `facelive eval --endpoint URL --dialect D`: a running liveness API (facelive, or a
+//! vendor's), evaluated on the same set and in the same terms as the local pipeline. Each
+//! image is sent as that vendor's documented client sends it; each answer is read as that
+//! client reads it. Requests run a few at a time under an optional rate cap, 429/503 and
+//! network errors are retried with backoff, and every answer is appended to
+//! `OUT/scores.csv` at once, so an interrupted run continues where it stopped.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use facelive_eval::Failure;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::dataset::Item;
+
+/// The APIs `eval --endpoint` speaks, as their vendors' clients do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    Native,
+    Nhn,
+    Accura,
+    Jcv,
+    Spoofsense,
+}
+
+impl Dialect {
+    /// The threshold the vendor decides at, on the 0..1 scale of the scores read: reported
+    /// beside the operating points. NHN answers a verdict only (scores read as 1 or 0).
+    pub fn threshold(self) -> Option<f32> {
+        match self {
+            Dialect::Native | Dialect::Nhn => None,
+            Dialect::Accura | Dialect::Spoofsense => Some(0.55),
+            Dialect::Jcv => Some(0.5),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Native => "native",
+            Dialect::Nhn => "nhn",
+            Dialect::Accura => "accura",
+            Dialect::Jcv => "jcv",
+            Dialect::Spoofsense => "spoofsense",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EndpointArgs {
+    /// Evaluate a running API instead of the local pipeline: the full URL of its liveness
+    /// endpoint (e.g. http://host:8080/v1/liveness, or NHN's
+    /// .../v1.0/appkeys/{appKey}/spoofing). Needs --dialect and --out.
+    #[arg(long, value_name = "URL", requires_all = ["dialect", "out"])]
+    pub endpoint: Option<reqwest::Url>,
+    /// How to talk to it: the request each vendor's client sends, the answer it reads.
+    #[arg(long, value_enum)]
+    pub dialect: Option<Dialect>,
+    /// The endpoint's key, sent in the dialect's own header (NHN: the secretKey).
+    #[arg(long, env = "FACELIVE_ENDPOINT_KEY", hide_env_values = true)]
+    pub endpoint_key: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Requests per second at most (0: no cap).
+    #[arg(long, default_value_t = 0.0)]
+    pub rps: f64,
+    /// Attempts per image on 429, 5xx and network errors, with exponential backoff,
+    /// before the run stops (it resumes from OUT/scores.csv when run again).
+    #[arg(long, default_value_t = 8)]
+    pub attempts: u32,
+    /// Seconds one request may take.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout: u64,
+}
+
+/// What one image came to: a live score, or why none (its scores.csv status and note).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Scored(f32),
+    NotAcquired(Failure, String),
+}
+
+/// One attempt's result.
+enum Attempt {
+    Done(Answer),
+    /// Worth another try (overload, network): why, and the server's Retry-After.
+    Again(String, Option<Duration>),
+    /// The run cannot go on (a refused key): stop.
+    Stop(String),
+}
+
+struct Sender {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    key: String,
+    dialect: Dialect,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn file_part(name: &str, bytes: Vec<u8>) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes).file_name(name.to_string())
+}
+
+impl Sender {
+    /// The request as the vendor's own client builds it.
+    fn request(&self, file: &str, bytes: Vec<u8>) -> reqwest::RequestBuilder {
+        let post = self.client.post(self.url.clone());
+        match self.dialect {
+            Dialect::Native => post
+                .bearer_auth(&self.key)
+                .multipart(reqwest::multipart::Form::new().part("image", file_part(file, bytes))),
+            Dialect::Nhn => post
+                .header("Authorization", &self.key)
+                .json(&json!({"image": {"bytes": b64(&bytes)}, "spoofingCondition": "balanced"})),
+            Dialect::Accura => post.header("Api-Key", &self.key).multipart(
+                reqwest::multipart::Form::new().part("liveness_image", file_part(file, bytes)),
+            ),
+            // autoRotate, which JCV documents (off unless asked): the other APIs apply the
+            // EXIF orientation, and an evaluation compares them on the same upright faces.
+            Dialect::Jcv => post.header("X-API-Key", &self.key).json(&json!({
+                "images": [{"index": 0, "type": "RGB", "data": b64(&bytes)}],
+                "autoRotate": true
+            })),
+            Dialect::Spoofsense => post
+                .header("x-api-key", &self.key)
+                .json(&json!({"data": b64(&bytes)})),
+        }
+    }
+
+    async fn attempt(&self, file: &str, bytes: Vec<u8>) -> Attempt {
+        let resp = match self.request(file, bytes).send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Again(format!("network: {e}"), None),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs);
+        if matches!(status, 429 | 500 | 502 | 503 | 504) {
+            return Attempt::Again(format!("HTTP {status}"), retry_after);
+        }
+        if matches!(status, 401 | 403) {
+            return Attempt::Stop(format!("the endpoint refused the key (HTTP {status})"));
+        }
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        read(self.dialect, status, &body)
+    }
+}
+
+fn failed(f: Failure, note: impl Into<String>) -> Attempt {
+    Attempt::Done(Answer::NotAcquired(f, note.into()))
+}
+
+/// A retry outcome's reason as a failure to acquire.
+fn retry(reason: &str) -> Attempt {
+    let f = if reason == "no_face" {
+        Failure::NoFace
+    } else {
+        Failure::Quality
+    };
+    failed(f, reason)
+}
+
+fn score(v: &Value) -> Option<f32> {
+    v.as_f64().map(|s| s as f32)
+}
+
+/// The answer as the vendor's client reads it (statuses other than 401/403/429/5xx).
+fn read(dialect: Dialect, status: u16, j: &Value) -> Attempt {
+    let code = |v: &Value| v.as_str().unwrap_or("").to_string();
+    match dialect {
+        Dialect::Native if status == 200 => {
+            match (j["outcome"].as_str(), score(&j["live_score"])) {
+                (Some("live" | "spoof"), Some(s)) => Attempt::Done(Answer::Scored(s)),
+                _ => retry(j["retry_reason"].as_str().unwrap_or("")),
+            }
+        }
+        Dialect::Native => failed(Failure::Unreadable, code(&j["error"]["code"])),
+        // Every NHN answer is 200: the outcome is in header.resultCode.
+        Dialect::Nhn => match (
+            j["header"]["isSuccessful"].as_bool(),
+            j["header"]["resultCode"].as_i64(),
+        ) {
+            (Some(true), _) => match j["data"]["faceDetails"][0]["spoofing"].as_bool() {
+                Some(spoof) => Attempt::Done(Answer::Scored(if spoof { 0.0 } else { 1.0 })),
+                None => failed(Failure::NoFace, "no face analysed"),
+            },
+            (_, Some(-41005 | -41000)) => {
+                Attempt::Stop("NHN refused the appKey or secretKey".into())
+            }
+            (_, Some(-50000)) => Attempt::Again("NHN -50000".into(), None),
+            (_, c) => failed(
+                Failure::Unreadable,
+                format!("resultCode {}", c.unwrap_or(0)),
+            ),
+        },
+        Dialect::Accura if status == 200 => match score(&j["liveness_score"]) {
+            Some(p) => Attempt::Done(Answer::Scored(p / 100.0)),
+            None => retry(j["retry_reason"].as_str().unwrap_or("")),
+        },
+        Dialect::Accura => failed(Failure::Unreadable, code(&j["error_code"])),
+        Dialect::Jcv if status == 200 => match (j["status"].as_str(), score(&j["score"])) {
+            (Some("ok"), Some(s)) => Attempt::Done(Answer::Scored(s)),
+            _ => retry(j["retry_reason"].as_str().unwrap_or("")),
+        },
+        Dialect::Jcv if j["error"]["code"] == "face_not_found" => {
+            failed(Failure::NoFace, "face_not_found")
+        }
+        Dialect::Jcv => failed(Failure::Unreadable, code(&j["error"]["code"])),
+        Dialect::Spoofsense if j["success"] == true => match score(&j["model_output"]["prob_real"])
+        {
+            Some(p) => Attempt::Done(Answer::Scored(p)),
+            None => failed(Failure::Unreadable, "no model_output"),
+        },
+        Dialect::Spoofsense => match j["error_code"].as_str().unwrap_or("") {
+            "FACE_NOT_DETECTED" => failed(Failure::NoFace, "FACE_NOT_DETECTED"),
+            "INVALID_IMAGE_PAYLOAD" | "" => failed(Failure::Unreadable, code(&j["error_code"])),
+            "TOO_MANY_REQUESTS" | "SERVER_BUSY" | "TIMEOUT" => {
+                Attempt::Again(code(&j["error_code"]), None)
+            }
+            other => failed(Failure::Quality, other),
+        },
+    }
+}
+
+/// Spaces request starts `1/rps` apart.
+struct Pace {
+    gap: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    async fn wait(&self) {
+        if self.gap.is_zero() {
+            return;
+        }
+        let mut next = self.next.lock().await;
+        let now = tokio::time::Instant::now();
+        let at = (*next).max(now);
+        *next = at + self.gap;
+        drop(next);
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Sends one image until it is answered, retrying with backoff; `Err` stops the run.
+async fn judge(sender: &Sender, pace: &Pace, item: &Item, attempts: u32) -> anyhow::Result<Answer> {
+    let bytes =
+        std::fs::read(&item.path).with_context(|| format!("reading {}", item.path.display()))?;
+    let mut last = String::new();
+    for n in 0..attempts.max(1) {
+        pace.wait().await;
+        match sender.attempt(&item.name, bytes.clone()).await {
+            Attempt::Done(a) => return Ok(a),
+            Attempt::Stop(why) => anyhow::bail!("{why}"),
+            Attempt::Again(why, after) => {
+                last = why;
+                let backoff = Duration::from_millis(250u64 << n.min(7)).mul_f64(jitter());
+                tokio::time::sleep(after.unwrap_or_default().max(backoff)).await;
+            }
+        }
+    }
+    anyhow::bail!(
+        "{}: no answer after {attempts} attempts ({last})",
+        item.name
+    )
+}
+
+/// A factor in [0.5, 1.5): retries of requests refused together do not come back together.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    0.5 + (nanos % 1000) as f64 / 1000.0
+}
+
+/// The scores.csv status and score columns of an answer.
+pub fn columns(a: &Answer) -> (&'static str, String, &str) {
+    match a {
+        Answer::Scored(v) => ("ok", v.to_string(), ""),
+        Answer::NotAcquired(Failure::NoFace, n) => ("no_face", String::new(), n),
+        Answer::NotAcquired(Failure::Unreadable, n) => ("decode_error", String::new(), n),
+        Answer::NotAcquired(Failure::Quality, n) => ("quality", String::new(), n),
+    }
+}
+
+/// Every item's answer: those already in `scores` (an earlier, interrupted run) and the
+/// endpoint's for the rest, each appended to `scores` as it comes.
+pub fn evaluate(
+    a: &EndpointArgs,
+    items: &[Item],
+    done: HashMap<String, Answer>,
+    scores: &Path,
+) -> anyhow::Result<Vec<Answer>> {
+    let (url, dialect) = (
+        a.endpoint.clone().expect("endpoint"),
+        a.dialect.expect("dialect"),
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sender = Sender {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(a.request_timeout))
+            .build()?,
+        url,
+        key: a.endpoint_key.clone().unwrap_or_default(),
+        dialect,
+    };
+    let gap = if a.rps > 0.0 {
+        Duration::from_secs_f64(1.0 / a.rps)
+    } else {
+        Duration::ZERO
+    };
+    let pace = Pace {
+        gap,
+        next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+    };
+    let todo: Vec<&Item> = items
+        .iter()
+        .filter(|i| !done.contains_key(&i.name))
+        .collect();
+    if !done.is_empty() {
+        eprintln!(
+            "resuming: {} of {} images already answered in {}",
+            done.len(),
+            items.len(),
+            scores.display()
+        );
+    }
+    let fresh = !scores.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(scores)?;
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(file);
+    if fresh {
+        out.write_record([
+            "file",
+            "label",
+            "attack_type",
+            "status",
+            "live_score",
+            "reason",
+        ])?;
+        out.flush()?;
+    }
+    let bar = indicatif::ProgressBar::new(items.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left")
+            .expect("valid template"),
+    );
+    bar.set_position(done.len() as u64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (sender, pace) = (Arc::new(sender), Arc::new(pace));
+    let mut answers = done;
+    let result: anyhow::Result<()> = rt.block_on(async {
+        let mut stream = futures_util::stream::iter(todo)
+            .map(|item| {
+                let (sender, pace) = (sender.clone(), pace.clone());
+                async move { (item, judge(&sender, &pace, item, a.attempts).await) }
+            })
+            .buffer_unordered(a.concurrency.max(1));
+        while let Some((item, answer)) = stream.next().await {
+            let answer = answer?;
+            let (status, score, note) = columns(&answer);
+            out.write_record([
+                &item.name,
+                &item.label,
+                &item.attack_type,
+                status,
+                &score,
+                note,
+            ])?;
+            out.flush()?;
+            answers.insert(item.name.clone(), answer);
+            bar.inc(1);
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    result.with_context(|| {
+        format!(
+            "stopped after {} of {} images; run the same command again to continue",
+            answers.len(),
+            items.len()
+        )
+    })?;
+    Ok(items.iter().map(|i| answers[&i.name].clone()).collect())
+}
