@@ -5,7 +5,10 @@ mod manifest;
 mod pull;
 mod verify;
 
-pub use manifest::{DetectorSpec, InputSpec, JudgeSpec, Manifest, ModelSpec, Pack};
+pub use manifest::{
+    Activation, Colour, CropSpec, DetectorSpec, InputSpec, JudgeSpec, Layout, Manifest, ModelSpec,
+    OutputSpec, Outside, Pack, Resize,
+};
 pub use pull::{pull, PullOutcome, PullReport};
 pub use verify::{verify, verify_file, FileStatus};
 

@@ -41,15 +41,30 @@ pub struct ModelSpec {
     pub judge: Option<JudgeSpec>,
 }
 
+/// Tensor memory order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Layout {
+    NCHW,
+    NHWC,
+}
+
+/// Channel order the model was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Colour {
+    BGR,
+    RGB,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    pub layout: String,
-    /// Channel order the model was trained on: `BGR` or `RGB`.
-    pub colour: String,
-    /// Tensor value = pixel (0..255) * scale - mean.
+    pub layout: Layout,
+    pub colour: Colour,
+    /// Tensor value = (pixel (0..255) * scale - mean) / std, per channel in model order.
     pub scale: f32,
     pub mean: [f32; 3],
+    #[serde(default = "unit_std")]
+    pub std: [f32; 3],
     /// Square input side in pixels.
     pub size: usize,
     #[serde(default)]
@@ -64,13 +79,87 @@ pub struct DetectorSpec {
     pub nms_iou: f32,
 }
 
+fn unit_std() -> [f32; 3] {
+    [1.0; 3]
+}
+
+fn unit_weight() -> f32 {
+    1.0
+}
+
+/// A single-image anti-spoof classifier, fully described: the crop around the detector's
+/// box, the resize, and how to read the output. (Its input is `InputSpec`.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeSpec {
+    pub crop: CropSpec,
+    #[serde(default)]
+    pub resize: Resize,
+    pub output: OutputSpec,
+    /// Weight in the pack's fused score (a weighted mean of the judges' live scores).
+    #[serde(default = "unit_weight")]
+    pub weight: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CropSpec {
     /// Context around the face box: the crop is this many times the box.
-    pub crop_scale: f32,
-    pub live_class: usize,
+    pub scale: f32,
+    /// Make the box square with its longer side first.
+    #[serde(default)]
+    pub square: bool,
+    /// Truncate the box, and the enlarged side, to whole pixels first (as a recipe written
+    /// with Python's `int()` does).
+    #[serde(default)]
+    pub whole_pixels: bool,
+    /// What happens where the crop leaves the image.
+    pub outside: Outside,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outside {
+    /// Silent-Face: the scale is capped so the crop fits, and the crop shifted inside.
+    Shift,
+    /// Mirror without repeating the edge pixel (OpenCV BORDER_REFLECT_101).
+    Reflect,
+    /// Repeat the edge pixel.
+    Replicate,
+    /// Black.
+    Constant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resize {
+    /// OpenCV INTER_LINEAR: plain bilinear, no antialiasing.
+    #[default]
+    Bilinear,
+    /// OpenCV INTER_AREA when shrinking, Lanczos when enlarging.
+    AreaLanczos,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// What turns the output into probabilities.
+    pub activation: Activation,
+    /// Which output is the live class.
+    pub live_index: usize,
+    /// Outputs expected.
     pub classes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Logits over the classes.
+    Softmax,
+    /// One logit per output, each its own probability.
+    Sigmoid,
+    /// Already probabilities.
+    None,
 }
 
 impl Manifest {
@@ -106,8 +195,17 @@ impl Manifest {
                 "detector" | "judge" => {}
                 other => return bad(format!("{}: unknown role {other:?}", m.name)),
             }
-            if !matches!(m.input.colour.as_str(), "BGR" | "RGB") {
-                return bad(format!("{}: colour must be BGR or RGB", m.name));
+            if let Some(j) = &m.judge {
+                if j.output.live_index >= j.output.classes || j.crop.scale <= 0.0 || j.weight <= 0.0
+                {
+                    return bad(format!(
+                        "{}: live_index must be under classes, crop scale and weight above 0",
+                        m.name
+                    ));
+                }
+            }
+            if m.input.std.iter().any(|s| *s == 0.0) {
+                return bad(format!("{}: std must not be 0", m.name));
             }
         }
         let det = self.get(&self.pack.detector)?;
@@ -165,7 +263,8 @@ mod tests {
                 .judge
                 .as_ref()
                 .unwrap()
-                .crop_scale,
+                .crop
+                .scale,
             4.0
         );
     }

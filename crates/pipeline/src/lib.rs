@@ -30,7 +30,7 @@ pub use quality::{Policy, QualityCheck, QualityConfig};
 
 pub use detect::DetectMode;
 use detect::{Detector, YuNet};
-use judge::{judge_all, Judge, MiniFasNet};
+use judge::{judge_all, Classifier, Judge};
 use quality::face_checks;
 
 #[derive(Debug, Clone)]
@@ -186,7 +186,7 @@ impl Pipeline {
             .map(|name| {
                 let spec = manifest.get(name)?;
                 match spec.family.as_str() {
-                    "minifasnet" => Ok(Box::new(MiniFasNet::load(
+                    "classifier" => Ok(Box::new(Classifier::load(
                         engines.judge.as_ref(),
                         dir,
                         spec,

@@ -1,9 +1,10 @@
-use facelive_models::InputSpec;
+use facelive_models::{Colour, InputSpec, Layout};
 
 use crate::image::RgbImage;
 
-/// NCHW `f32` tensor of `height` x `width` holding `img` at its top left, in the model's
-/// colour order and normalisation (value = pixel * scale - mean), zeros elsewhere.
+/// `f32` tensor of `height` x `width` (the model's layout) holding `img` at its top left, in
+/// the model's colour order and normalisation ((pixel * scale - mean) / std), zeros
+/// elsewhere.
 pub fn to_planar(img: &RgbImage, height: usize, width: usize, input: &InputSpec) -> Vec<f32> {
     let all = Region {
         x: 0,
@@ -33,11 +34,16 @@ pub fn region_to_planar(
 ) -> Vec<f32> {
     let plane = height * width;
     let mut t = vec![0f32; 3 * plane];
-    let order: [usize; 3] = if input.colour == "BGR" {
-        [2, 1, 0]
-    } else {
-        [0, 1, 2]
+    let order: [usize; 3] = match input.colour {
+        Colour::BGR => [2, 1, 0],
+        Colour::RGB => [0, 1, 2],
     };
+    // Where channel c of pixel (x, y) goes.
+    let at = |c: usize, y: usize, x: usize| match input.layout {
+        Layout::NCHW => c * plane + y * width + x,
+        Layout::NHWC => (y * width + x) * 3 + c,
+    };
+    let inv_std = input.std.map(|s| 1.0 / s);
     let iw = img.width as usize;
     let w = region.width.min(width).min(iw.saturating_sub(region.x));
     let h = region
@@ -49,7 +55,7 @@ pub fn region_to_planar(
         let row = &img.data[start..start + w * 3];
         for (x, px) in row.chunks_exact(3).enumerate() {
             for (c, &src_c) in order.iter().enumerate() {
-                t[c * plane + y * width + x] = px[src_c] as f32 * input.scale - input.mean[c];
+                t[at(c, y, x)] = (px[src_c] as f32 * input.scale - input.mean[c]) * inv_std[c];
             }
         }
     }

@@ -9,7 +9,7 @@ mod gif;
 mod jpeg;
 mod orient;
 mod png;
-mod resize;
+pub(crate) mod resize;
 mod sniff;
 mod webp;
 
