@@ -48,6 +48,10 @@ pub struct PipelineArgs {
     /// dynamic loader's search path).
     #[arg(long, env = "ORT_DYLIB_PATH", global = true)]
     pub ort_library: Option<PathBuf>,
+    /// Anti-spoof models to run instead of the default pack's (comma-separated manifest
+    /// names, e.g. a model registered with `facelive models add`); fused by their weights.
+    #[arg(long, env = "FACELIVE_JUDGES", global = true, value_delimiter = ',')]
+    pub judges: Vec<String>,
     /// ONNX Runtime threads inside one model run (facelive runs requests in parallel).
     #[arg(long, env = "FACELIVE_ORT_THREADS", global = true, default_value_t = 1)]
     pub ort_threads: usize,
@@ -93,6 +97,7 @@ pub struct FileConfig {
     pub judge_backend: Option<Engine>,
     pub ort_library: Option<PathBuf>,
     pub ort_threads: Option<usize>,
+    pub judges: Option<Vec<String>>,
     pub thresholds: Option<Thresholds>,
     pub quality: Option<QualityConfig>,
     /// `[serve]`: checked field by field when layered over `facelive serve`'s settings.
@@ -138,6 +143,7 @@ impl PipelineArgs {
             "judge_backend",
             "ort_library",
             "ort_threads",
+            "judges",
         ] {
             if matches!(
                 m.value_source(id),
@@ -154,6 +160,15 @@ impl PipelineArgs {
             Some(v) if !self.explicit.iter().any(|e| e == id) => v,
             _ => given,
         }
+    }
+
+    /// The manifest: built-in, the models registered in the models directory, and the
+    /// judges `--judges` names.
+    pub fn manifest(&self) -> anyhow::Result<facelive_models::Manifest> {
+        let file = self.file_config()?.judges;
+        let judges = self.pick("judges", self.judges.clone(), file);
+        let m = facelive_models::Manifest::with_local(&self.models_dir()?)?;
+        Ok(m.with_judges(&judges)?)
     }
 
     pub fn models_dir(&self) -> anyhow::Result<PathBuf> {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use facelive_models::Manifest;
 use facelive_pipeline::Pipeline;
 
 use crate::config::PipelineArgs;
@@ -117,13 +116,12 @@ fn main() -> ExitCode {
 pub(crate) fn load_pipeline(args: &PipelineArgs) -> anyhow::Result<Arc<Pipeline>> {
     let cfg = args.pipeline_config()?;
     let dir = cfg.models_dir.clone();
-    let pipeline =
-        Pipeline::load(cfg, &Manifest::builtin(), args.engines()?).with_context(|| {
-            format!(
-                "loading models from {} (set --models-dir or FACELIVE_MODELS_DIR, or run \
+    let pipeline = Pipeline::load(cfg, &args.manifest()?, args.engines()?).with_context(|| {
+        format!(
+            "loading models from {} (set --models-dir or FACELIVE_MODELS_DIR, or run \
                  `facelive models pull`)",
-                dir.display()
-            )
-        })?;
+            dir.display()
+        )
+    })?;
     Ok(Arc::new(pipeline))
 }

@@ -28,12 +28,22 @@ pub enum ModelsCommand {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Register your own anti-spoof model: FILE is copied into the models directory with
+    /// its sha256, SPEC (a manifest entry: name, licence, input, judge; docs/MODELS.md) is
+    /// checked, and the model is run once. Then `--judges NAME` runs it (eval, calibrate,
+    /// check, serve).
+    Add {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        spec: std::path::PathBuf,
+    },
 }
 
 pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::builtin();
     let dir = args.models_dir()?;
+    let manifest = args.manifest()?;
     match cmd {
+        ModelsCommand::Add { file, spec } => add(args, &dir, &file, &spec),
         ModelsCommand::List => {
             println!(
                 "pack {} {}: detector {}, judges {}",
@@ -126,4 +136,67 @@ pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
             })
         }
     }
+}
+
+/// `models add`: the entry completed with the file's name, size and sha256, registered,
+/// then loaded and run once; a model that does not run is unregistered again.
+fn add(
+    args: &PipelineArgs,
+    dir: &std::path::Path,
+    file: &std::path::Path,
+    spec: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use sha2::Digest;
+    let text =
+        std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
+    let mut entry: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", spec.display()))?;
+    let name = entry
+        .get("name")
+        .and_then(|v| v.as_str())
+        .context("the spec needs a name")?
+        .to_string();
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let stored = format!("{name}.onnx");
+    for (k, v) in [
+        ("file", toml::Value::from(stored.clone())),
+        ("bytes", toml::Value::from(bytes.len() as i64)),
+        (
+            "sha256",
+            toml::Value::from(format!("{:x}", sha2::Sha256::digest(&bytes))),
+        ),
+    ] {
+        entry.insert(k.into(), v);
+    }
+    for (k, v) in [("family", "classifier"), ("role", "judge"), ("url", "")] {
+        entry.entry(k).or_insert_with(|| toml::Value::from(v));
+    }
+    let target = dir.join(&stored);
+    anyhow::ensure!(!target.exists(), "{} already exists", target.display());
+    let local = dir.join(facelive_models::LOCAL_MANIFEST);
+    let before = std::fs::read_to_string(&local).ok();
+    Manifest::register_local(dir, entry)?;
+    std::fs::copy(file, &target)?;
+    let tried = args
+        .manifest()
+        .and_then(|m| Ok(m.with_judges(std::slice::from_ref(&name))?))
+        .and_then(|m| {
+            let p =
+                facelive_pipeline::Pipeline::load(args.pipeline_config()?, &m, args.engines()?)?;
+            Ok(p.warm_up()?)
+        });
+    if let Err(e) = tried {
+        let _ = std::fs::remove_file(&target);
+        match before {
+            Some(b) => std::fs::write(&local, b)?,
+            None => std::fs::remove_file(&local)?,
+        }
+        return Err(e.context(format!("{name} does not run as declared; not registered")));
+    }
+    println!(
+        "registered {name} in {}; run it with --judges {name}",
+        local.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ mod verify;
 
 pub use manifest::{
     Activation, Colour, CropSpec, DetectorSpec, InputSpec, JudgeSpec, Layout, Manifest, ModelSpec,
-    OutputSpec, Outside, Pack, Resize,
+    OutputSpec, Outside, Pack, Resize, LOCAL_MANIFEST,
 };
 pub use pull::{pull, PullOutcome, PullReport};
 pub use verify::{verify, verify_file, FileStatus};

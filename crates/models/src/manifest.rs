@@ -6,6 +6,18 @@ use crate::ModelsError;
 
 const BUILTIN: &str = include_str!("../manifest.toml");
 
+/// The customer's models, registered by `facelive models add`, in the models directory.
+pub const LOCAL_MANIFEST: &str = "local-models.toml";
+
+/// `local-models.toml`: model entries only (the pack stays the built-in one unless
+/// `--judges` names others).
+#[derive(Debug, Default, Clone, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Local {
+    #[serde(rename = "model", default)]
+    models: Vec<toml::Value>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -172,6 +184,73 @@ impl Manifest {
         let m: Manifest = toml::from_str(text).map_err(|e| ModelsError::Manifest(e.to_string()))?;
         m.check()?;
         Ok(m)
+    }
+
+    /// The built-in manifest and the models registered in `dir` (`local-models.toml`).
+    pub fn with_local(dir: &Path) -> Result<Self, ModelsError> {
+        let path = dir.join(LOCAL_MANIFEST);
+        if path.exists() {
+            Self::builtin_and(&path)
+        } else {
+            Ok(Self::builtin())
+        }
+    }
+
+    /// The built-in manifest with the model entries of the file at `path` added.
+    fn builtin_and(path: &Path) -> Result<Self, ModelsError> {
+        let bad =
+            |e: &dyn std::fmt::Display| ModelsError::Manifest(format!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|source| ModelsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let local: Local = toml::from_str(&text).map_err(|e| bad(&e))?;
+        let mut m = Self::builtin();
+        for v in local.models {
+            let spec: ModelSpec = v.try_into().map_err(|e| bad(&e))?;
+            if m.get(&spec.name).is_ok() {
+                return Err(bad(&format!("a model named {} already exists", spec.name)));
+            }
+            m.models.push(spec);
+        }
+        m.check()?;
+        Ok(m)
+    }
+
+    /// This manifest with the pack's judges replaced (and the pack renamed after them).
+    pub fn with_judges(mut self, judges: &[String]) -> Result<Self, ModelsError> {
+        if judges.is_empty() {
+            return Ok(self);
+        }
+        self.pack.judges = judges.to_vec();
+        self.pack.name = format!("{}+{}", self.pack.detector, judges.join("+"));
+        self.pack.version = "custom".into();
+        self.check()?;
+        Ok(self)
+    }
+
+    /// Adds one model entry to `dir/local-models.toml`, checked first: a bad entry leaves
+    /// the file as it was.
+    pub fn register_local(dir: &Path, entry: toml::Table) -> Result<(), ModelsError> {
+        let path = dir.join(LOCAL_MANIFEST);
+        let mut local: Local = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ModelsError::Manifest(format!("{}: {e}", path.display())))?,
+            Err(_) => Local::default(),
+        };
+        local.models.push(toml::Value::Table(entry));
+        let text = toml::to_string(&local).map_err(|e| ModelsError::Manifest(e.to_string()))?;
+        let tmp = dir.join(format!(".{LOCAL_MANIFEST}.tmp"));
+        let io = |source| ModelsError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::write(&tmp, &text).map_err(io)?;
+        if let Err(e) = Self::builtin_and(&tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &path).map_err(io)
     }
 
     pub fn load(path: &Path) -> Result<Self, ModelsError> {

@@ -1,0 +1,100 @@
+//! `facelive models add`: a customer's anti-spoof model, declared in a spec file, copied
+//! into the models directory with its sha256, run once, then used with `--judges`.
+
+use std::path::Path;
+use std::process::Command;
+
+use facelive_testdata::{dev_dir, models_dir};
+
+const SPEC: &str = r#"
+name = "customer_judge"
+license = "the customer's"
+[input]
+layout = "NCHW"
+colour = "RGB"
+scale = 0.00392156862745098
+mean = [0.0, 0.0, 0.0]
+size = 128
+[judge]
+crop = { scale = 1.5, square = true, whole_pixels = true, outside = "reflect" }
+resize = "area_lanczos"
+output = { activation = "softmax", live_index = 0, classes = CLASSES }
+"#;
+
+fn facelive(models: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env("FACELIVE_MODELS_DIR", models)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_model_declared_in_a_spec_is_registered_and_judges() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for f in [
+        "yunet_2023mar.onnx",
+        "minifasnet_v2_80x80_s2.7.onnx",
+        "minifasnet_v1se_80x80_s4.0.onnx",
+    ] {
+        std::fs::copy(models_dir().join(f), models.join(f)).unwrap();
+    }
+    let onnx = models_dir().join("facenox_minifasnetv2se_128.onnx");
+    let add = |classes: &str| {
+        let spec = dir.path().join(format!("spec{classes}.toml"));
+        std::fs::write(&spec, SPEC.replace("CLASSES", classes)).unwrap();
+        facelive(
+            &models,
+            &[
+                "models",
+                "add",
+                onnx.to_str().unwrap(),
+                "--spec",
+                spec.to_str().unwrap(),
+            ],
+        )
+    };
+    // Declared with 3 outputs, the model gives 2: refused, nothing left behind.
+    let o = add("3");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not run as declared"));
+    assert!(!models.join("customer_judge.onnx").exists());
+    assert!(!models.join("local-models.toml").exists());
+
+    let o = add("2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let local = std::fs::read_to_string(models.join("local-models.toml")).unwrap();
+    assert!(local
+        .contains("sha256 = \"af2381b88f38769222ed93379e12444e2a50814575de1c46170de570c55a42b6\""));
+    let list = String::from_utf8_lossy(&facelive(&models, &["models", "list"]).stdout).to_string();
+    assert!(list.contains("customer_judge"), "{list}");
+    // A second add of the same name is refused.
+    assert!(!add("2").status.success());
+
+    // The new pack judges: its pack name and its model's score in the verdict.
+    let img = dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
+    let o = facelive(
+        &models,
+        &[
+            "--judges",
+            "customer_judge",
+            "check",
+            "--json",
+            img.to_str().unwrap(),
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let per_model = &j["verdict"]["per_model"];
+    assert_eq!(per_model[0]["model"], "customer_judge", "{j}");
+    assert!(j["live_score"].as_f64().unwrap() > 0.9, "{j}");
+    assert_eq!(
+        j["verdict"]["model_pack"]["name"],
+        "yunet_2023mar+customer_judge"
+    );
+    // And the default pack is unchanged without --judges.
+    let o = facelive(&models, &["check", "--json", img.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["verdict"]["per_model"].as_array().unwrap().len(), 2);
+}
