@@ -96,3 +96,13 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A progress bar over a set's images.
+pub fn progress(images: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(images as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left")
+            .expect("valid template"),
+    );
+    bar
+}

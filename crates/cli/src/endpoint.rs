@@ -286,7 +286,18 @@ fn jitter() -> f64 {
     0.5 + (nanos % 1000) as f64 / 1000.0
 }
 
-/// The scores.csv status and score columns of an answer.
+/// The columns of scores.csv (the `--scores` format).
+pub const SCORE_COLUMNS: [&str; 6] = [
+    "file",
+    "label",
+    "attack_type",
+    "status",
+    "live_score",
+    "reason",
+];
+
+/// The scores.csv status, score and reason of an answer. The score in its shortest form
+/// that reads back as the same f32, so reports rebuild exactly.
 pub fn columns(a: &Answer) -> (&'static str, String, &str) {
     match a {
         Answer::Scored(v) => ("ok", v.to_string(), ""),
@@ -347,21 +358,10 @@ pub fn evaluate(
         .has_headers(false)
         .from_writer(file);
     if fresh {
-        out.write_record([
-            "file",
-            "label",
-            "attack_type",
-            "status",
-            "live_score",
-            "reason",
-        ])?;
+        out.write_record(SCORE_COLUMNS)?;
         out.flush()?;
     }
-    let bar = indicatif::ProgressBar::new(items.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left")
-            .expect("valid template"),
-    );
+    let bar = crate::dataset::progress(items.len());
     bar.set_position(done.len() as u64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

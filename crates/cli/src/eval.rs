@@ -219,11 +219,7 @@ fn collect(
     threads: Option<usize>,
 ) -> anyhow::Result<(Vec<dataset::Item>, Vec<Scored>)> {
     let items = set_items(source)?;
-    let bar = indicatif::ProgressBar::new(items.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left")
-            .expect("valid template"),
-    );
+    let bar = crate::dataset::progress(items.len());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()?;
@@ -433,31 +429,24 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         )?;
         // The --scores format (the reference's columns first), so a report can be rebuilt
         // or compared without the models: `eval --scores` / `--compare` read it back.
+        use crate::endpoint::{columns, Answer, SCORE_COLUMNS};
         let mut scores = csv::Writer::from_path(dir.join("scores.csv"))?;
-        scores.write_record([
-            "file",
-            "label",
-            "attack_type",
-            "status",
-            "live_score",
-            "reason",
-        ])?;
+        scores.write_record(SCORE_COLUMNS)?;
         for (item, (s, note)) in items.iter().zip(&results) {
-            let (status, score) = match s.score {
-                // Shortest form that reads back as the same f32: reports rebuild exactly.
-                Ok(v) => ("ok", v.to_string()),
-                Err(Failure::NoFace) => ("no_face", String::new()),
-                Err(Failure::Unreadable) => ("decode_error", String::new()),
-                Err(Failure::Quality) => ("quality", String::new()),
+            let answer = match s.score {
+                Ok(v) => Answer::Scored(v),
+                Err(f) => Answer::NotAcquired(f, note.clone()),
             };
-            scores.write_record([
-                item.name.as_str(),
+            let (status, score, reason) = columns(&answer);
+            let row = [
+                &item.name,
                 &item.label,
                 &item.attack_type,
                 status,
                 &score,
-                note,
-            ])?;
+                reason,
+            ];
+            scores.write_record(row)?;
         }
         scores.flush()?;
         let curve = e.curve();
