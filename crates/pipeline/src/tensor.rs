@@ -38,10 +38,10 @@ pub fn region_to_planar(
         Colour::BGR => [2, 1, 0],
         Colour::RGB => [0, 1, 2],
     };
-    // Where channel c of pixel (x, y) goes.
-    let at = |c: usize, y: usize, x: usize| match input.layout {
-        Layout::NCHW => c * plane + y * width + x,
-        Layout::NHWC => (y * width + x) * 3 + c,
+    // Channel c of pixel p goes to c * channel_stride + p * pixel_stride.
+    let (channel_stride, pixel_stride) = match input.layout {
+        Layout::NCHW => (plane, 1),
+        Layout::NHWC => (1, 3),
     };
     let inv_std = input.std.map(|s| 1.0 / s);
     let iw = img.width as usize;
@@ -55,7 +55,8 @@ pub fn region_to_planar(
         let row = &img.data[start..start + w * 3];
         for (x, px) in row.chunks_exact(3).enumerate() {
             for (c, &src_c) in order.iter().enumerate() {
-                t[at(c, y, x)] = (px[src_c] as f32 * input.scale - input.mean[c]) * inv_std[c];
+                let i = c * channel_stride + (y * width + x) * pixel_stride;
+                t[i] = (px[src_c] as f32 * input.scale - input.mean[c]) * inv_std[c];
             }
         }
     }
