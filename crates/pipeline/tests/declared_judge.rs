@@ -96,3 +96,48 @@ fn facenox_declared_in_data_reproduces_its_reference_scores() {
         worst.1
     );
 }
+
+/// Judges are fused by their declared weights: 3 and 1 give three quarters of the first
+/// model's score and a quarter of the second's.
+#[test]
+fn judges_are_fused_by_their_declared_weights() {
+    let text = include_str!("../../models/manifest.toml").replacen(
+        "crop = { scale = 2.7, outside = \"shift\" }\nresize = \"bilinear\"\noutput = { activation = \"softmax\", live_index = 1, classes = 3 }\nweight = 1.0",
+        "crop = { scale = 2.7, outside = \"shift\" }\nresize = \"bilinear\"\noutput = { activation = \"softmax\", live_index = 1, classes = 3 }\nweight = 3.0",
+        1,
+    );
+    let manifest = Manifest::parse(&text).unwrap();
+    assert_eq!(
+        manifest
+            .get("minifasnet_v2")
+            .unwrap()
+            .judge
+            .as_ref()
+            .unwrap()
+            .weight,
+        3.0
+    );
+    let p = Pipeline::load(
+        PipelineConfig::new(models_dir()),
+        &manifest,
+        facelive_backends::default_backend(),
+    )
+    .unwrap();
+    let opts = CheckOptions {
+        rule: DecisionRule::Threshold(0.0),
+        ..Default::default()
+    };
+    for rel in [
+        "live/nuaa_ClientRaw_0001_00_00_02_167.jpg",
+        "spoof/silentface_image_F1.jpg",
+    ] {
+        let v = p.check(&read(rel), &opts).unwrap();
+        let (v2, v1se) = (v.per_model[0].live_score, v.per_model[1].live_score);
+        let want = (3.0 * v2 + v1se) / 4.0;
+        assert!((v.live_score.unwrap() - want).abs() < 1e-6, "{rel}");
+        assert!(
+            (v2 - v1se).abs() > 0.01,
+            "{rel}: the two models must differ for this to test"
+        );
+    }
+}
