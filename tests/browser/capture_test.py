@@ -200,6 +200,16 @@ def judged_feed(args, base, axe_src, work, rel, want_state, name):
         expect(f"{want['live_score']:.3f}" in text, f"{name}: the page says {text!r}")
         shot(d, args, name)
         axe(d, axe_src, f"{name} result")
+        if name == "live":
+            # The same page on a laptop screen: the stage keeps its width, the answer and
+            # the button stay in view.
+            d.set_window_size(1280, 800)
+            fits = d.execute_script(
+                "const r = document.querySelector('.flc-result').getBoundingClientRect();"
+                "const s = document.querySelector('.flc-stage').getBoundingClientRect();"
+                "return r.bottom <= innerHeight && s.width <= 40 * 16 + 1 && s.width > 300;")
+            expect(fits, "laptop: stage at most 40rem wide, the answer in view")
+            shot(d, args, "laptop")
     finally:
         d.quit()
 

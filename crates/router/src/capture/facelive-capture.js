@@ -25,7 +25,7 @@ const DEFAULTS = {
 
 const STYLE = `
 .flc { font: 16px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 0 auto; color: #111; }
-.flc-stage { position: relative; width: 100%; aspect-ratio: 4 / 3; background: #222; border-radius: 12px; overflow: hidden; }
+.flc-stage { position: relative; width: min(100%, calc(50vh * 4 / 3)); margin: 0 auto; aspect-ratio: 4 / 3; background: #222; border-radius: 12px; overflow: hidden; }
 .flc-stage video, .flc-stage canvas { position: absolute; inset: 0; width: 100%; height: 100%; object-fit: cover; }
 .flc-stage video { transform: scaleX(-1); }
 .flc-frame { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
@@ -40,7 +40,7 @@ const STYLE = `
 .flc-result[data-outcome="live"] { background: #e6f4ea; }
 .flc-result[data-outcome="spoof"] { background: #fce8e6; }
 .flc-outcome { font-size: 1.25rem; font-weight: 700; margin: 0 0 .25rem; }
-@media (max-width: 30rem) { .flc-stage { aspect-ratio: 3 / 4; } }
+@media (max-width: 30rem) { .flc-stage { aspect-ratio: 3 / 4; width: min(100%, calc(50vh * 3 / 4)); } }
 `;
 
 const OUTCOME_WORDS = {
@@ -222,6 +222,7 @@ export async function capture(element, options = {}) {
     showHints(ui, outcome === "retry" ? [...new Set(failed)] : []);
     ui.result.hidden = false;
     ui.shutter.hidden = true;
+    ui.result.scrollIntoView({ block: "nearest" });
     setState(outcome === "spoof" ? "attack" : outcome, "Done");
     return verdict;
   } catch (e) {
