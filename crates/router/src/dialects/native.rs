@@ -86,12 +86,33 @@ pub async fn check(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = request_id(&headers);
-    let res = state
-        .handle("native", &rid, run(&state, &headers, req))
-        .await;
-    match res {
-        Ok(v) => Json(render(v, rid)).into_response(),
+    respond(&state, &headers, req, Use::Verdict, render).await
+}
+
+/// What a request is for: a verdict (which uses up a session token) or guidance.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Verdict,
+    Guidance,
+}
+
+async fn respond<T: Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: Request,
+    purpose: Use,
+    shape: fn(Verdict, String) -> T,
+) -> Response {
+    let rid = request_id(headers);
+    let dialect = match purpose {
+        Use::Verdict => "native",
+        Use::Guidance => "guidance",
+    };
+    match state
+        .handle(dialect, &rid, run(state, headers, req, purpose))
+        .await
+    {
+        Ok(v) => Json(shape(v, rid)).into_response(),
         Err(e) => error_response(&e, rid),
     }
 }
@@ -143,19 +164,21 @@ async fn admit(
     }
 }
 
-async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
-    let (_key, req) = admit(state, headers, req, true).await?;
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: Request,
+    purpose: Use,
+) -> Result<Verdict, ApiError> {
+    let (_key, req) = admit(state, headers, req, purpose == Use::Verdict).await?;
     let a = read(state, req).await?;
-    state
-        .judge(
-            a.bytes,
-            CheckOptions {
-                rule: a.rule,
-                auto_rotate: a.auto_rotate,
-                ..Default::default()
-            },
-        )
-        .await
+    let opts = CheckOptions {
+        rule: a.rule,
+        auto_rotate: a.auto_rotate,
+        skip_judges: purpose == Use::Guidance,
+        ..Default::default()
+    };
+    state.judge(a.bytes, opts).await
 }
 
 async fn read(state: &AppState, req: Request) -> Result<Asked, ApiError> {
@@ -235,24 +258,7 @@ pub async fn quality(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = request_id(&headers);
-    let res = state
-        .handle("guidance", &rid, async {
-            let (_key, req) = admit(&state, &headers, req, false).await?;
-            let a = read(&state, req).await?;
-            let opts = CheckOptions {
-                rule: a.rule,
-                auto_rotate: a.auto_rotate,
-                skip_judges: true,
-                ..Default::default()
-            };
-            state.judge(a.bytes, opts).await
-        })
-        .await;
-    match res {
-        Ok(v) => Json(guidance(v, rid)).into_response(),
-        Err(e) => error_response(&e, rid),
-    }
+    respond(&state, &headers, req, Use::Guidance, guidance).await
 }
 
 #[derive(Serialize)]
