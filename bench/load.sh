@@ -20,14 +20,8 @@ trap 'kill $server $sampler 2>/dev/null; rm -rf "$work"' EXIT
 server=$!
 until curl -sf http://127.0.0.1:$port/ready >/dev/null; do sleep 0.2; done
 
-printf '{"image":{"base64":"%s"}}' "$(base64 -w0 "$img")" > "$work/body.json"
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+. bench/wrk_post.sh
+wrk_post "$img" "$work"
 
 # Resident memory of the server, once a second, for the whole run.
 ( while kill -0 $server 2>/dev/null; do

@@ -81,14 +81,8 @@ CFG
 haproxy -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
 haproxy_pid=$!
 
-printf '{"image":{"base64":"%s"}}' "$(base64 -w0 "$img")" > "$work/body.json"
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+. bench/wrk_post.sh
+wrk_post "$img" "$work"
 load() { # seconds: wrk through HAProxy; prints its summary
   wrk -t2 -c"$conns" -d"$1"s --latency -s "$work/post.lua" "http://127.0.0.1:$lb/v1/liveness"
 }
@@ -116,7 +110,6 @@ echo "N=2: $(summary "$work/n2.txt")"
 echo "  memory after the load: $(podman stats --no-stream --format '{{.Name}} {{.MemUsage}}' scale-r1 scale-r2 | tr '\n' ';')"
 
 # Replica 1 stopped under load, then started again.
-: > "$work/haproxy.log.mark"
 mark=$(wc -l < "$work/haproxy.log")
 load $((duration + 15)) > "$work/roll.txt" &
 wrk_pid=$!

@@ -39,14 +39,11 @@ impl Dialect {
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::Native => "native",
-            Dialect::Nhn => "nhn",
-            Dialect::Accura => "accura",
-            Dialect::Jcv => "jcv",
-            Dialect::Spoofsense => "spoofsense",
-        }
+    /// The dialect as `--dialect` spells it.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 

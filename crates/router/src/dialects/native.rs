@@ -124,9 +124,8 @@ struct Asked {
     auto_rotate: Option<bool>,
 }
 
-/// The native key, or a capture session token; `use_up`: the liveness check spends the
-/// token, guidance calls do not.
-fn authorize(state: &AppState, headers: &HeaderMap, use_up: bool) -> Result<(), ApiError> {
+/// The native key, or a capture session token: a verdict spends the token, guidance does not.
+fn authorize(state: &AppState, headers: &HeaderMap, purpose: Use) -> Result<(), ApiError> {
     let cfg = &state.cfg;
     let bearer = headers
         .get("authorization")
@@ -134,7 +133,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, use_up: bool) -> Result<(), 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match bearer {
-        Some(t) if cfg.auth && sessions::is_token(t) => if use_up {
+        Some(t) if cfg.auth && sessions::is_token(t) => if purpose == Use::Verdict {
             state.sessions.consume(t)
         } else {
             state.sessions.check(t)
@@ -155,10 +154,10 @@ async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     req: Request,
-    use_up: bool,
+    purpose: Use,
 ) -> Result<(OwnedSemaphorePermit, Request), ApiError> {
     let cfg = &state.cfg;
-    match authorize(state, headers, use_up).and_then(|()| state.admit_key(ApiKey::Native)) {
+    match authorize(state, headers, purpose).and_then(|()| state.admit_key(ApiKey::Native)) {
         Ok(place) => Ok((place, req)),
         Err(e) => Err(input::refuse_unread(req, cfg.limits.native_body, &cfg.limits, e).await),
     }
@@ -170,7 +169,7 @@ async fn run(
     req: Request,
     purpose: Use,
 ) -> Result<Verdict, ApiError> {
-    let (_key, req) = admit(state, headers, req, purpose == Use::Verdict).await?;
+    let (_key, req) = admit(state, headers, req, purpose).await?;
     let a = read(state, req).await?;
     let opts = CheckOptions {
         rule: a.rule,
