@@ -1,5 +1,6 @@
 //! tract-onnx: the embedded default engine.
 
+mod maxpool;
 mod prelu;
 
 use std::path::Path;
@@ -11,12 +12,13 @@ use crate::{Backend, BackendError, Model, Tensor};
 
 pub struct TractBackend;
 
-/// The ONNX loader facelive runs models with: tract-onnx with its own PReLU expansion and
-/// both ignore flags (YuNet's value_info bakes in 640x640, and models with a symbolic batch
-/// dimension otherwise fail to unify: see the models manifest).
+/// The ONNX loader facelive runs models with: tract-onnx with its own PReLU and 2x2 MaxPool,
+/// and both ignore flags (YuNet's value_info bakes in 640x640, and models with a symbolic
+/// batch dimension otherwise fail to unify: see the models manifest).
 pub fn onnx_loader() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register.insert("PRelu", prelu::prelu);
+    onnx.op_register.insert("MaxPool", maxpool::max_pool);
     onnx.with_ignore_value_info(true)
         .with_ignore_output_shapes(true)
 }
