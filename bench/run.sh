@@ -12,6 +12,8 @@ manifest=$shared/data/dev/manifest.csv
 venv=target/refpeer-venv
 bin=./target/release/facelive
 
+# nasm: libjpeg-turbo's SIMD code, which the JPEG decoder's build adds when it finds it.
+command -v nasm >/dev/null || { apt-get update -qq && apt-get install -y -qq nasm >/dev/null; }
 cargo build --release --workspace
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

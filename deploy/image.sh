@@ -20,6 +20,9 @@ command -v buildah >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 
 binary=${BINARY:-target/release/facelive}
 if [ -z "${BINARY:-}" ]; then
+  # nasm: libjpeg-turbo's SIMD code, which the JPEG decoder's build adds when it finds it
+  # (the shipped binary should have it; a build without is correct, only slower).
+  command -v nasm >/dev/null || { apt-get update -qq && apt-get install -y -qq nasm >/dev/null; }
   cargo build --release --workspace --locked
 fi
 ort=$(scripts/onnxruntime.sh)

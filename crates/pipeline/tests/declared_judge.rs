@@ -4,12 +4,12 @@
 //! scores its authors' recipe gives (`../shared/data/dev/judges/facenox_scores.csv`, made
 //! with onnxruntime and OpenCV) given the same boxes.
 //!
-//! Where the decoded pixels are the same (PNG), every score is within 0.02: the crop, the
-//! Lanczos and area resizes are OpenCV's to the bit. JPEGs decode differently (jpeg-decoder
-//! against libjpeg-turbo: a level or three on about 5% of a NUAA frame's pixels), and this
-//! model moves by up to 0.32 on such differences: 179 of 189 are within 0.02, where issue
-//! 13 asks for 95% (180). The recipe re-run in Python with OpenCV 5.0's own decoder gives
-//! 181 (the file was made with another OpenCV build).
+//! Issue 13 asks for 95% of the 189 within 0.02. facelive decodes JPEG with libjpeg-turbo,
+//! OpenCV's decoder, to the same pixels (checked on every dev JPEG against OpenCV 5.0), and
+//! crops and resizes (area, Lanczos) as OpenCV does to the bit: 181 are within 0.02, the
+//! count the recipe re-run in Python with OpenCV 5.0 gives (the file was made with another
+//! OpenCV build; this model moves by up to 0.32 on a level or two of pixel difference).
+//! Every PNG is within 0.02.
 
 use facelive_models::Manifest;
 use facelive_pipeline::face::BBox;
@@ -88,9 +88,8 @@ fn facenox_declared_in_data_reproduces_its_reference_scores() {
         same_pixels_off.is_empty(),
         "images decoded alike, scores apart: {same_pixels_off:?}"
     );
-    // The floor this code reaches (179 measured): a regression guard, not the issue's 95%.
     assert!(
-        close >= 179,
+        close * 100 >= total * 95,
         "{close}/{total} within 0.02; largest {:.4} on {}",
         worst.0,
         worst.1

@@ -294,3 +294,37 @@ fn webp_and_gif_bombs_are_refused_from_the_header() {
         assert!(e.to_string().contains("8000x8000"), "{name}: {e}");
     }
 }
+
+/// A progressive JPEG whose first scan (DC coefficients, which any later pass overwrites
+/// the same way) is repeated until there are over 500: refused from its structure (each
+/// scan would be another pass over the whole image), where libjpeg itself only warns about
+/// the repeated progression and decodes on.
+#[test]
+fn a_jpeg_of_too_many_scans_is_refused_before_decoding() {
+    let original = facelive_testdata::read("live/deepface_img23.jpg");
+    let first = original.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let header = u16::from_be_bytes([original[first + 2], original[first + 3]]) as usize;
+    // The scan's data ends at the first marker that is not a stuffed FF 00 or a restart.
+    let end = (first + 2 + header..original.len() - 1)
+        .find(|&i| original[i] == 0xFF && !matches!(original[i + 1], 0x00 | 0xD0..=0xD7))
+        .unwrap();
+    let scan = &original[first..end];
+    let build = |repeats: usize| {
+        let mut bytes = original[..end].to_vec();
+        for _ in 0..repeats {
+            bytes.extend_from_slice(scan);
+        }
+        bytes.extend_from_slice(&original[end..]);
+        bytes
+    };
+    // A few repeats decode (libjpeg warns and goes on): the refusal is the count's.
+    let few = common::pipeline().check(&build(3), &CheckOptions::default());
+    assert!(few.is_ok(), "{:?}", few.err().map(|e| e.to_string()));
+    match common::pipeline().check(&build(500), &CheckOptions::default()) {
+        Err(e) => {
+            assert_eq!(e.code(), "corrupt_image");
+            assert!(e.to_string().contains("more than 500 scans"), "{e}");
+        }
+        Ok(v) => panic!("judged: {:?}", v.outcome),
+    }
+}

@@ -53,7 +53,10 @@ fn end_to_end_decisions_agree_and_errors_are_no_worse_ort() {
 }
 
 /// (a) Given the reference box, the judge step alone agrees to 0.02 on >= 98% of images.
-/// This pins the crop, the resize filter, the colour order and the normalisation.
+/// This pins the crop, the resize filter, the colour order and the normalisation. Where the
+/// models see the full-size image (all but the photos over the 2048-px working size), the
+/// pixels are the reference's, JPEG being decoded by libjpeg-turbo as OpenCV does: every
+/// such score is within 0.005 (0.003 at most measured; 0.025 with the earlier decoder).
 fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
     let set = agreement_set();
     assert!(
@@ -63,6 +66,7 @@ fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
     );
     let mut close = 0;
     let mut worst: Vec<(f32, String)> = Vec::new();
+    let mut worst_full_size = (0f32, String::new());
     for r in &set {
         let opts = CheckOptions {
             face_box: Some(bbox(r.bbox().unwrap())),
@@ -76,6 +80,11 @@ fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
         let d = (score - r.live_score.unwrap()).abs();
         if d <= 0.02 {
             close += 1;
+        }
+        let full_size =
+            (v.image.working_width, v.image.working_height) == (v.image.width, v.image.height);
+        if full_size && d > worst_full_size.0 {
+            worst_full_size = (d, r.file.clone());
         }
         worst.push((d, r.file.clone()));
     }
@@ -91,6 +100,7 @@ fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
         "only {share:.3} of scores within 0.02; worst {:?}",
         &worst[..8]
     );
+    assert!(worst_full_size.0 <= 0.005, "full size: {worst_full_size:?}");
 }
 
 /// (b) The detector's chosen box has IoU >= 0.8 with the reference box on >= 95% of images.
