@@ -217,11 +217,10 @@ impl ServeArgs {
     }
 }
 
-/// Image buffers of 1 MB and more are mapped and unmapped on their own, so a server's memory
-/// returns to its idle level after a burst of large images. glibc otherwise raises this
-/// threshold after the first large free (up to 32 MB), and the buffers then stay in the
-/// heap: measured with `bench/hostile.py`, 167 MB a minute after the load against 104 MB
-/// idle, and 81 MB against 75 MB with the fixed threshold (docs/SECURITY.md).
+/// Buffers of 1 MB and more that C code allocates with glibc (libjpeg-turbo's, ONNX
+/// Runtime's) are mapped and unmapped on their own, so they go back after a burst of large
+/// images; glibc otherwise raises this threshold after the first large free and keeps them.
+/// Rust's own allocations go to mimalloc (main.rs), not through this.
 fn return_large_buffers_at_once() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
