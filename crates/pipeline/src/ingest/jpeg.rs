@@ -95,14 +95,16 @@ fn decode_pixels(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, Pipeline
     })
 }
 
-/// Runs libjpeg work, turning the unwind its error handlers start into a refusal.
+/// Runs libjpeg work, turning the unwind its error handlers start into a refusal. Any other
+/// panic is a bug, not a bad file, and goes on unwinding (the server answers it as an
+/// internal error).
 fn libjpeg<T>(work: impl FnOnce() -> Result<T, PipelineError>) -> Result<T, PipelineError> {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
-        Err(payload) => Err(corrupt(match payload.downcast::<LibjpegError>() {
-            Ok(error) => error.0,
-            Err(_) => "the decoder failed".to_string(),
-        })),
+        Err(payload) => match payload.downcast::<LibjpegError>() {
+            Ok(error) => Err(corrupt(error.0)),
+            Err(other) => resume_unwind(other),
+        },
     }
 }
 
