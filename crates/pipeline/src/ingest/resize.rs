@@ -52,32 +52,42 @@ pub fn area_downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     }
     let (sw, sh) = (img.width as usize, img.height as usize);
     let (dw, dh) = (width as usize, height as usize);
-    let xt = area_weights(sw, dw);
-    let yt = area_weights(sh, dh);
-    // Horizontal pass into f32 rows, then vertical.
-    let mut rows = vec![0f32; sh * dw * 3];
-    for y in 0..sh {
-        let src = &img.data[y * sw * 3..(y + 1) * sw * 3];
-        let dst = &mut rows[y * dw * 3..(y + 1) * dw * 3];
-        for (dx, taps) in xt.iter().enumerate() {
+    // Horizontal pass into f32 rows, then vertical (OpenCV's order). Each sum adds its
+    // taps in order from zero, as the definition does; the loops only run over runs of
+    // adjacent pixels so that the vertical pass vectorises.
+    let xt = runs(area_weights(sw, dw));
+    let mut rows = Vec::with_capacity(sh * dw * 3);
+    for src in img.data.chunks_exact(sw * 3) {
+        for (first, weights) in &xt {
             let mut acc = [0f32; 3];
-            for &(sx, w) in taps {
+            for (px, &w) in src[first * 3..].chunks_exact(3).zip(weights) {
                 for c in 0..3 {
-                    acc[c] += src[sx * 3 + c] as f32 * w;
+                    acc[c] += px[c] as f32 * w;
                 }
             }
-            dst[dx * 3..dx * 3 + 3].copy_from_slice(&acc);
+            rows.extend_from_slice(&acc);
         }
     }
-    let mut out = vec![0u8; dh * dw * 3];
-    for (dy, taps) in yt.iter().enumerate() {
-        let dst = &mut out[dy * dw * 3..(dy + 1) * dw * 3];
-        for (i, d) in dst.iter_mut().enumerate() {
-            let v: f32 = taps.iter().map(|&(sy, w)| rows[sy * dw * 3 + i] * w).sum();
-            *d = v.round().clamp(0.0, 255.0) as u8;
+    let mut out = Vec::with_capacity(dh * dw * 3);
+    let mut acc = vec![0f32; dw * 3];
+    for (first, weights) in runs(area_weights(sh, dh)) {
+        acc.fill(0.0);
+        for (row, &w) in rows[first * dw * 3..].chunks_exact(dw * 3).zip(&weights) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v * w;
+            }
         }
+        out.extend(acc.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
     }
     RgbImage::new(width, height, out)
+}
+
+/// Each output's taps as the first source index and the weights of the adjacent run that
+/// starts there (`area_weights` gives them in order and without gaps).
+fn runs(taps: Vec<Vec<(usize, f32)>>) -> Vec<(usize, Vec<f32>)> {
+    taps.into_iter()
+        .map(|t| (t[0].0, t.iter().map(|&(_, w)| w).collect()))
+        .collect()
 }
 
 /// For each output index, the source indices it covers and their coverage weights.
@@ -116,6 +126,44 @@ mod tests {
                 let sum: f32 = taps.iter().map(|t| t.1).sum();
                 assert!((sum - 1.0).abs() < 1e-4, "{src}->{dst}: {taps:?}");
             }
+        }
+    }
+
+    /// The definition, one output value at a time: what the fast loops must equal exactly.
+    fn area_downscale_by_definition(img: &RgbImage, width: u32, height: u32) -> Vec<u8> {
+        let (sw, sh) = (img.width as usize, img.height as usize);
+        let (dw, dh) = (width as usize, height as usize);
+        let (xt, yt) = (area_weights(sw, dw), area_weights(sh, dh));
+        let mut out = Vec::new();
+        for ys in &yt {
+            for xs in &xt {
+                for c in 0..3 {
+                    let mut v = 0f32;
+                    for &(sy, wy) in ys {
+                        let mut h = 0f32;
+                        for &(sx, wx) in xs {
+                            h += img.data[(sy * sw + sx) * 3 + c] as f32 * wx;
+                        }
+                        v += h * wy;
+                    }
+                    out.push(v.round().clamp(0.0, 255.0) as u8);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn area_downscale_equals_its_definition_exactly() {
+        let (w, h) = (203, 157);
+        let data = (0..w * h * 3).map(|i| ((i * 7919) % 251) as u8).collect();
+        let img = RgbImage::new(w, h, data);
+        for (dw, dh) in [(64, 48), (101, 78), (50, 157), (203, 20), (1, 1)] {
+            assert_eq!(
+                area_downscale(&img, dw, dh).data,
+                area_downscale_by_definition(&img, dw, dh),
+                "{dw}x{dh}"
+            );
         }
     }
 
