@@ -22,18 +22,17 @@ fn main() -> TractResult<()> {
         .split(',')
         .map(|v| v.parse())
         .collect::<Result<_, _>>()?;
-    let loader = if args.iter().any(|a| a == "--stock") {
+    let model = if args.iter().any(|a| a == "--stock") {
         tract_onnx::onnx()
             .with_ignore_value_info(true)
             .with_ignore_output_shapes(true)
+            .model_for_path(path)?
+            .with_input_fact(0, f32::fact(&shape).into())?
+            .into_optimized()?
     } else {
-        facelive_backends::onnx_loader()
+        facelive_backends::optimized_model(path.as_ref(), &shape)?
     };
-    let plan = loader
-        .model_for_path(path)?
-        .with_input_fact(0, f32::fact(&shape).into())?
-        .into_optimized()?
-        .into_runnable()?;
+    let plan = model.into_runnable()?;
     // A mid-grey input: operator times do not depend on the values.
     let input: Tensor = tract_ndarray::ArrayD::<f32>::from_elem(shape.clone(), 128.0).into();
     let (warm, runs) = (3, 20);

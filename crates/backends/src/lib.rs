@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[cfg(feature = "tract")]
 mod tract;
 #[cfg(feature = "tract")]
-pub use crate::tract::{onnx_loader, TractBackend};
+pub use crate::tract::{optimized_model, TractBackend};
 
 #[cfg(feature = "ort")]
 mod ort;

@@ -1,6 +1,7 @@
-//! The tract backend's own operators (crates/backends/src/tract/: PReLU, 2x2 MaxPool) against
-//! stock tract-onnx: both anti-spoof models and the detector, fed real face pixels, give
-//! bit-identical outputs.
+//! The tract backend's own operators (crates/backends/src/tract/: PReLU, 2x2 MaxPool,
+//! depthwise convolution) against stock tract-onnx: both anti-spoof models and the detector,
+//! fed real face pixels, give the same outputs up to float rounding (the depthwise sums add
+//! in another order, with fused multiply-adds).
 
 use facelive_backends::{Backend, Tensor, TractBackend};
 use tract_onnx::prelude::*;
@@ -56,8 +57,23 @@ fn stock_tract(path: &std::path::Path, shape: &[usize], input: &[f32]) -> Vec<Ve
         .collect()
 }
 
+/// The largest difference between two outputs, relative to the largest magnitude in `want`.
+fn relative_gap(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let gap = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    gap / scale
+}
+
+/// Rounding only (measured: up to 1e-6 on the logits, 1e-4 on YuNet's objectness after
+/// some forty layers); a wrong tap, slope or window moves outputs by far more.
+const ROUNDING: f32 = 5e-4;
+
 #[test]
-fn prelu_rewrite_gives_the_same_logits_as_tracts_expansion() {
+fn own_operators_give_the_logits_of_tracts_operators() {
     let input = face_input(80, 80);
     for file in [
         "minifasnet_v2_80x80_s2.7.onnx",
@@ -71,7 +87,11 @@ fn prelu_rewrite_gives_the_same_logits_as_tracts_expansion() {
             .unwrap();
         let stock = stock_tract(&path, &[1, 3, 80, 80], &input).remove(0);
         assert_eq!(ours[0].data.len(), 3, "{file}");
-        assert_eq!(ours[0].data, stock, "{file}: logits differ");
+        let gap = relative_gap(&ours[0].data, &stock);
+        assert!(
+            gap <= ROUNDING,
+            "{file}: logits differ by {gap} of their scale"
+        );
         // Real pixels make a real decision: the logits are not all alike.
         assert!(
             stock.iter().any(|v| (v - stock[0]).abs() > 0.1),
@@ -81,7 +101,7 @@ fn prelu_rewrite_gives_the_same_logits_as_tracts_expansion() {
 }
 
 #[test]
-fn pair_max_pool_gives_the_same_detections_as_tracts_pool() {
+fn own_operators_give_the_detections_of_tracts_operators() {
     let path = facelive_testdata::models_dir().join("yunet_2023mar.onnx");
     // A landscape and a portrait canvas: the pools see planes of both orientations.
     for (w, h) in [(640, 480), (320, 416)] {
@@ -95,7 +115,11 @@ fn pair_max_pool_gives_the_same_detections_as_tracts_pool() {
         let stock = stock_tract(&path, &shape, &input);
         assert_eq!(ours.len(), 12, "{w}x{h}: YuNet has 12 outputs");
         for (i, (ours, stock)) in ours.iter().zip(&stock).enumerate() {
-            assert_eq!(ours.data, *stock, "{w}x{h}: output {i} differs");
+            let gap = relative_gap(&ours.data, stock);
+            assert!(
+                gap <= ROUNDING,
+                "{w}x{h}: output {i} differs by {gap} of its scale"
+            );
         }
         // The face is found: some objectness (outputs 3 to 5, one per stride) is high.
         let best = ours[3..6]

@@ -115,7 +115,6 @@ impl EvalOp for PairMax {
                 pool_plane(plane, w, out, ow);
             }
         }
-        drop(output_plain);
         Ok(tvec!(output.into_tvalue()))
     }
 }

@@ -1,5 +1,6 @@
 //! tract-onnx: the embedded default engine.
 
+mod depthwise;
 mod maxpool;
 mod prelu;
 
@@ -15,12 +16,24 @@ pub struct TractBackend;
 /// The ONNX loader facelive runs models with: tract-onnx with its own PReLU and 2x2 MaxPool,
 /// and both ignore flags (YuNet's value_info bakes in 640x640, and models with a symbolic
 /// batch dimension otherwise fail to unify: see the models manifest).
-pub fn onnx_loader() -> tract_onnx::Onnx {
+fn onnx_loader() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register.insert("PRelu", prelu::prelu);
     onnx.op_register.insert("MaxPool", maxpool::max_pool);
     onnx.with_ignore_value_info(true)
         .with_ignore_output_shapes(true)
+}
+
+/// The model at `path` for a fixed input shape, optimised with facelive's own operators:
+/// the loader's, then its depthwise convolution in place of tract's.
+pub fn optimized_model(path: &Path, input_shape: &[usize]) -> TractResult<TypedModel> {
+    let mut model = onnx_loader()
+        .model_for_path(path)?
+        .with_input_fact(0, f32::fact(input_shape).into())?
+        .into_typed()?
+        .into_decluttered()?;
+    depthwise::rewrite(&mut model)?;
+    model.into_optimized()
 }
 
 struct TractModel {
@@ -39,13 +52,7 @@ impl Backend for TractBackend {
             path: path.display().to_string(),
             reason: format!("{e:#}"),
         };
-        let model = onnx_loader()
-            .model_for_path(path)
-            .map_err(load_err)?
-            .with_input_fact(0, f32::fact(input_shape).into())
-            .map_err(load_err)?
-            .into_optimized()
-            .map_err(load_err)?;
+        let model = optimized_model(path, input_shape).map_err(load_err)?;
         let output_names = model
             .output_outlets()
             .map_err(load_err)?
