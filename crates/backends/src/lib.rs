@@ -15,6 +15,9 @@ pub use crate::tract::{optimized_model, TractBackend};
 
 #[cfg(feature = "ort")]
 mod ort;
+
+#[cfg(any(feature = "tract", feature = "ort"))]
+pub mod onnx;
 #[cfg(feature = "ort")]
 pub use crate::ort::{OrtBackend, OrtOptions, DEFAULT_ORT_LIBRARY};
 
@@ -72,7 +75,17 @@ pub trait Model: Send + Sync {
 /// An inference engine: turns an ONNX file into a runnable [`Model`].
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
-    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError>;
+    /// The model with its inner tensors `extra_outputs` (node output names) returned after
+    /// its own outputs, computed by the same run.
+    fn load_with_outputs(
+        &self,
+        path: &Path,
+        input_shape: &[usize],
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Model>, BackendError>;
+    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+        self.load_with_outputs(path, input_shape, &[])
+    }
 }
 
 /// The engines a build can run, chosen at run time (`--backend`).

@@ -78,9 +78,15 @@ impl Backend for Counting {
         self.inner.name()
     }
 
-    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+    fn load_with_outputs(
+        &self,
+        path: &Path,
+        input_shape: &[usize],
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Model>, BackendError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(path, input_shape)
+        self.inner
+            .load_with_outputs(path, input_shape, extra_outputs)
     }
 }
 

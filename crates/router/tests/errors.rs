@@ -22,7 +22,12 @@ impl Backend for FailingEngine {
     fn name(&self) -> &'static str {
         "failing"
     }
-    fn load(&self, _: &std::path::Path, shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+    fn load_with_outputs(
+        &self,
+        _: &std::path::Path,
+        shape: &[usize],
+        _: &[String],
+    ) -> Result<Arc<dyn Model>, BackendError> {
         Ok(Arc::new(FailingModel(shape.to_vec())))
     }
 }

@@ -47,11 +47,15 @@ impl Default for OrtOptions {
     }
 }
 
+/// A model file, whether its input was made symbolic, and the inner tensors it returns.
+type PoolKey = (PathBuf, bool, Vec<String>);
+
 pub struct OrtBackend {
     env: Environment,
     opts: OrtOptions,
-    /// Session pools already built, by model file and whether its input is symbolic.
-    pools: Mutex<HashMap<(PathBuf, bool), Arc<Pool>>>,
+    /// Session pools already built, by model file, whether its input is symbolic and the
+    /// inner tensors it also returns.
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
 }
 
 impl OrtBackend {
@@ -108,14 +112,19 @@ impl Backend for OrtBackend {
         "ort"
     }
 
-    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+    fn load_with_outputs(
+        &self,
+        path: &Path,
+        input_shape: &[usize],
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Model>, BackendError> {
         let load_err = |reason: String| BackendError::Load {
             path: path.display().to_string(),
             reason,
         };
         let bytes = std::fs::read(path).map_err(|e| load_err(e.to_string()))?;
         let symbolic = shape::declared_input_shape(&bytes).map_err(load_err)? != input_shape;
-        let key = (path.to_path_buf(), symbolic);
+        let key = (path.to_path_buf(), symbolic, extra_outputs.to_vec());
         let mut pools = self.pools.lock().expect("pool cache lock");
         let pool = match pools.get(&key) {
             Some(p) => p.clone(),
@@ -123,6 +132,10 @@ impl Backend for OrtBackend {
                 let model = match symbolic {
                     true => shape::with_symbolic_input(&bytes).map_err(load_err)?,
                     false => bytes,
+                };
+                let model = match extra_outputs.is_empty() {
+                    true => model,
+                    false => crate::onnx::with_outputs(&model, extra_outputs).map_err(load_err)?,
                 };
                 let pool = Arc::new(self.pool(&model, path)?);
                 pools.insert(key, pool.clone());

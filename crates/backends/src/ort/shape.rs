@@ -4,11 +4,9 @@
 
 use prost::Message;
 use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-use tract_onnx::pb::{type_proto, GraphProto, ModelProto, ValueInfoProto};
+use tract_onnx::pb::{type_proto, GraphProto, ValueInfoProto};
 
-fn decode(bytes: &[u8]) -> Result<ModelProto, String> {
-    ModelProto::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))
-}
+use crate::onnx::decode;
 
 /// The data input: the first graph input that is not a weight (old exporters list weights
 /// among the inputs too).

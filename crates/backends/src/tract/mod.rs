@@ -27,8 +27,11 @@ fn onnx_loader() -> tract_onnx::Onnx {
 /// The model at `path` for a fixed input shape, optimised with facelive's own operators:
 /// the loader's, then its depthwise convolution in place of tract's.
 pub fn optimized_model(path: &Path, input_shape: &[usize]) -> TractResult<TypedModel> {
-    let mut model = onnx_loader()
-        .model_for_path(path)?
+    optimize(onnx_loader().model_for_path(path)?, input_shape)
+}
+
+fn optimize(model: InferenceModel, input_shape: &[usize]) -> TractResult<TypedModel> {
+    let mut model = model
         .with_input_fact(0, f32::fact(input_shape).into())?
         .into_typed()?
         .into_decluttered()?;
@@ -47,12 +50,27 @@ impl Backend for TractBackend {
         "tract"
     }
 
-    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Arc<dyn Model>, BackendError> {
+    fn load_with_outputs(
+        &self,
+        path: &Path,
+        input_shape: &[usize],
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Model>, BackendError> {
         let load_err = |e: TractError| BackendError::Load {
             path: path.display().to_string(),
             reason: format!("{e:#}"),
         };
-        let model = optimized_model(path, input_shape).map_err(load_err)?;
+        let model = if extra_outputs.is_empty() {
+            optimized_model(path, input_shape)
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| load_err(e.into()))?;
+            let edited = crate::onnx::with_outputs(&bytes, extra_outputs)
+                .map_err(|e| load_err(TractError::msg(e)))?;
+            onnx_loader()
+                .model_for_read(&mut edited.as_slice())
+                .and_then(|m| optimize(m, input_shape))
+        }
+        .map_err(load_err)?;
         let output_names = model
             .output_outlets()
             .map_err(load_err)?
