@@ -1,13 +1,17 @@
 //! The models facelive runs: the built-in manifest (names, files, sha256, upstream URLs,
 //! input specs), the models directory, and `verify` / `pull`.
 
+mod adapted;
 mod manifest;
 mod pull;
 mod verify;
 
+pub use adapted::{
+    AdaptedPack, Backbone, CrossValidation, PackInfo, PackThresholds, Training, PACK_FILE,
+};
 pub use manifest::{
-    Activation, Colour, CropSpec, DetectorSpec, InputSpec, JudgeSpec, Layout, Manifest, ModelSpec,
-    OutputSpec, Outside, Pack, Resize, LOCAL_MANIFEST,
+    Activation, Colour, CropSpec, DetectorSpec, FeatureSpec, HeadSpec, InputSpec, JudgeSpec,
+    Layout, Manifest, ModelSpec, OutputSpec, Outside, Pack, Resize, LOCAL_MANIFEST,
 };
 pub use pull::{pull, PullOutcome, PullReport};
 pub use verify::{verify, verify_file, FileStatus};

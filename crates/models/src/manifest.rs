@@ -34,6 +34,44 @@ pub struct Pack {
     pub version: String,
     pub detector: String,
     pub judges: Vec<String>,
+    /// An adapted pack's head: the live score comes from the judges' features through it
+    /// instead of the weighted mean of their scores (`facelive adapt`, docs/ADAPT.md).
+    #[serde(default)]
+    pub head: Option<HeadSpec>,
+}
+
+/// A logistic head over the judges' standardised, concatenated features:
+/// live score = sigmoid(bias + sum_i weights_i * (x_i - mean_i) / std_i).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSpec {
+    /// The judges whose features are concatenated, in this order.
+    pub judges: Vec<String>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+}
+
+impl HeadSpec {
+    fn check(&self) -> Result<(), String> {
+        let n = self.weights.len();
+        if n == 0 || self.mean.len() != n || self.std.len() != n {
+            return Err(format!(
+                "the head's mean, std and weights must have one value per feature ({} {} {})",
+                self.mean.len(),
+                self.std.len(),
+                n
+            ));
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !(finite(&self.mean) && finite(&self.weights) && self.bias.is_finite())
+            || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err("the head's numbers must be finite, its std above 0".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +149,21 @@ pub struct JudgeSpec {
     /// Weight in the pack's fused score (a weighted mean of the judges' live scores).
     #[serde(default = "unit_weight")]
     pub weight: f32,
+    /// Where the features feeding the final classifier are, for adaptation.
+    #[serde(default)]
+    pub features: Option<FeatureSpec>,
+}
+
+/// A judge's features: the tensor its final classifier reads, returned by the same run as
+/// its score.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// The node output holding them (e.g. MiniFASNet's 128 values after its BatchNorm).
+    pub node: String,
+    /// The final classifier's weight, `[features, classes]`, with no bias: the output is
+    /// the features times this matrix.
+    pub classifier: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,7 +314,9 @@ impl Manifest {
         Self::parse(&text)
     }
 
-    fn check(&self) -> Result<(), ModelsError> {
+    /// Every entry well-formed and the pack consistent (also after an adapted pack is laid
+    /// over it).
+    pub(crate) fn check(&self) -> Result<(), ModelsError> {
         let bad = |msg: String| Err(ModelsError::Manifest(msg));
         for m in &self.models {
             if m.sha256.len() != 64 || hex::decode(&m.sha256).is_err() {
@@ -293,6 +348,21 @@ impl Manifest {
         }
         if self.pack.judges.is_empty() {
             return bad("the pack needs at least one judge".into());
+        }
+        if let Some(head) = &self.pack.head {
+            head.check().or_else(bad)?;
+            for j in &head.judges {
+                let declared = self
+                    .get(j)?
+                    .judge
+                    .as_ref()
+                    .and_then(|s| s.features.as_ref());
+                if !self.pack.judges.contains(j) || declared.is_none() {
+                    return bad(format!(
+                        "the head reads {j}, which is not a judge of the pack with declared features"
+                    ));
+                }
+            }
         }
         for j in &self.pack.judges {
             let spec = self.get(j)?;
