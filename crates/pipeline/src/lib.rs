@@ -30,6 +30,7 @@ pub use quality::{Policy, QualityCheck, QualityConfig};
 
 pub use detect::DetectMode;
 use detect::{Detector, YuNet};
+pub use judge::Head;
 use judge::{judge_all, Classifier, Judge};
 use quality::face_checks;
 
@@ -119,7 +120,8 @@ pub struct Verdict {
     /// Why the image cannot be judged, when `outcome` is `retry`: `no_face` or the name of
     /// the failed quality check.
     pub retry_reason: Option<String>,
-    /// Mean live probability of the judges; absent when the face was not judged.
+    /// The fused live probability (the judges' weighted mean, or an adapted pack's head);
+    /// absent when the face was not judged.
     pub live_score: Option<f32>,
     pub per_model: Vec<ModelScore>,
     pub threshold: f32,
@@ -144,6 +146,7 @@ pub struct Pipeline {
     engines: EngineNames,
     detector: Box<dyn Detector>,
     judges: Vec<Box<dyn Judge>>,
+    head: Option<Head>,
 }
 
 impl Pipeline {
@@ -195,6 +198,18 @@ impl Pipeline {
                 }
             })
             .collect::<Result<Vec<_>, PipelineError>>()?;
+        let head = manifest.pack.head.clone().map(Head::new);
+        if let Some(h) = &head {
+            // A head that does not fit the judges' features fails here, not at a request.
+            let img = image::RgbImage::new(64, 64, vec![128; 64 * 64 * 3]);
+            let b = BBox {
+                x: 16.0,
+                y: 16.0,
+                width: 32.0,
+                height: 32.0,
+            };
+            judge_all(&judges, Some(h), &img, &b)?;
+        }
         Ok(Self {
             pack: ModelPack {
                 name: manifest.pack.name.clone(),
@@ -207,6 +222,7 @@ impl Pipeline {
             cfg,
             detector,
             judges,
+            head,
         })
     }
 
@@ -216,6 +232,11 @@ impl Pipeline {
 
     pub fn model_pack(&self) -> &ModelPack {
         &self.pack
+    }
+
+    /// The adapted pack's head, when one is loaded.
+    pub fn head(&self) -> Option<&Head> {
+        self.head.as_ref()
     }
 
     pub fn engines(&self) -> &EngineNames {
@@ -238,7 +259,7 @@ impl Pipeline {
             width: 200.0,
             height: 200.0,
         };
-        judge_all(&self.judges, &img, &centre)?;
+        judge_all(&self.judges, self.head.as_ref(), &img, &centre)?;
         Ok(())
     }
 
@@ -334,7 +355,7 @@ impl Pipeline {
         }
 
         let t = Instant::now();
-        let scores = judge_all(&self.judges, &ing.image, &work_box)?;
+        let scores = judge_all(&self.judges, self.head.as_ref(), &ing.image, &work_box)?;
         verdict.face_scores = vec![None; verdict.faces.len().max(1)];
         verdict.face_scores[0] = Some(scores.live_score);
         if opts.judge_all_faces {
@@ -345,7 +366,12 @@ impl Pipeline {
                 {
                     continue;
                 }
-                let s = judge_all(&self.judges, &ing.image, &f.bbox.scaled(sx, sy))?;
+                let s = judge_all(
+                    &self.judges,
+                    self.head.as_ref(),
+                    &ing.image,
+                    &f.bbox.scaled(sx, sy),
+                )?;
                 verdict.face_scores[i] = Some(s.live_score);
             }
         }

@@ -17,7 +17,7 @@ use facelive_models::{
 
 use super::cv_lanczos::lanczos4;
 use super::cv_linear::resize_region;
-use super::Judge;
+use super::{Judge, JudgeOutput};
 use crate::face::BBox;
 use crate::image::RgbImage;
 use crate::ingest::resize::area_downscale;
@@ -96,7 +96,9 @@ impl Classifier {
             Layout::NCHW => [1, 3, s, s],
             Layout::NHWC => [1, s, s, 3],
         };
-        let model = backend.load(&dir.join(&spec.file), &shape)?;
+        // The features come out of the same run as the score.
+        let extra: Vec<String> = judge.features.iter().map(|f| f.node.clone()).collect();
+        let model = backend.load_with_outputs(&dir.join(&spec.file), &shape, &extra)?;
         Ok(Self {
             name: spec.name.clone(),
             model,
@@ -234,7 +236,7 @@ impl Judge for Classifier {
         self.judge.weight
     }
 
-    fn live_score(&self, img: &RgbImage, bbox: &BBox) -> Result<f32, PipelineError> {
+    fn judge(&self, img: &RgbImage, bbox: &BBox) -> Result<JudgeOutput, PipelineError> {
         let s = self.input.size;
         let crop = declared_crop(img, bbox, &self.judge.crop, self.judge.resize, s as u32);
         let t = to_planar(&crop, s, s, &self.input);
@@ -242,32 +244,49 @@ impl Judge for Classifier {
             Layout::NCHW => vec![1, 3, s, s],
             Layout::NHWC => vec![1, s, s, 3],
         };
-        let out = self.model.run(Tensor::new(shape, t)?)?;
-        let out = &out
-            .first()
-            .ok_or_else(|| {
-                PipelineError::Inference(facelive_backends::BackendError::Run(format!(
-                    "{} returned no output",
-                    self.name
-                )))
-            })?
-            .data;
+        let mut outputs = self.model.run(Tensor::new(shape, t)?)?.into_iter();
+        let out = outputs
+            .next()
+            .ok_or_else(|| self.wrong("returned no output".to_string()))?;
         let o = &self.judge.output;
-        if out.len() != o.classes {
-            return Err(PipelineError::Inference(
-                facelive_backends::BackendError::Shape(format!(
-                    "{} gave {} outputs, expected {}",
-                    self.name,
-                    out.len(),
-                    o.classes
-                )),
-            ));
+        if out.data.len() != o.classes {
+            return Err(self.wrong(format!(
+                "gave {} outputs, expected {}",
+                out.data.len(),
+                o.classes
+            )));
         }
-        Ok(match o.activation {
-            Activation::Softmax => softmax(out)[o.live_index],
-            Activation::Sigmoid => 1.0 / (1.0 + (-out[o.live_index]).exp()),
-            Activation::None => out[o.live_index],
+        let features = match &self.judge.features {
+            Some(f) => Some(
+                outputs
+                    .next()
+                    .ok_or_else(|| self.wrong(format!("returned no features ({})", f.node)))?
+                    .data,
+            ),
+            None => None,
+        };
+        Ok(JudgeOutput {
+            live_score: live_probability(&out.data, o),
+            features,
         })
+    }
+}
+
+impl Classifier {
+    fn wrong(&self, what: String) -> PipelineError {
+        PipelineError::Inference(facelive_backends::BackendError::Shape(format!(
+            "{} {what}",
+            self.name
+        )))
+    }
+}
+
+/// The live class's probability from a judge's raw output, as its manifest entry says.
+pub fn live_probability(out: &[f32], o: &facelive_models::OutputSpec) -> f32 {
+    match o.activation {
+        Activation::Softmax => softmax(out)[o.live_index],
+        Activation::Sigmoid => 1.0 / (1.0 + (-out[o.live_index]).exp()),
+        Activation::None => out[o.live_index],
     }
 }
 

@@ -1,16 +1,28 @@
-//! Judge: anti-spoof models scoring the face, and the mean live score.
+//! Judge: anti-spoof models scoring the face, and the fused live score: the weighted mean
+//! of the judges' scores, or an adapted pack's head over their features.
 
 mod classifier;
 mod cv_lanczos;
 mod cv_linear;
+mod head;
 
-pub use classifier::{crop, crop_rect, declared_crop, Classifier, CropRect};
+pub use classifier::{crop, crop_rect, declared_crop, live_probability, Classifier, CropRect};
+pub use head::Head;
 
 use serde::Serialize;
 
 use crate::face::BBox;
 use crate::image::RgbImage;
 use crate::PipelineError;
+
+/// What one run of a judge gives.
+#[derive(Debug, Clone)]
+pub struct JudgeOutput {
+    /// Probability that the face is live.
+    pub live_score: f32,
+    /// The values its final classifier read, when its manifest entry declares them.
+    pub features: Option<Vec<f32>>,
+}
 
 /// One anti-spoof model family.
 pub trait Judge: Send + Sync {
@@ -19,54 +31,67 @@ pub trait Judge: Send + Sync {
     fn weight(&self) -> f32 {
         1.0
     }
-    /// Probability that the face in `bbox` (working-image pixels) is live.
-    fn live_score(&self, img: &RgbImage, bbox: &BBox) -> Result<f32, PipelineError>;
+    /// Scores the face in `bbox` (working-image pixels).
+    fn judge(&self, img: &RgbImage, bbox: &BBox) -> Result<JudgeOutput, PipelineError>;
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelScore {
     pub model: String,
     pub live_score: f32,
+    /// The judge's features on the same crop (not part of any answer).
+    #[serde(skip)]
+    pub features: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JudgeScores {
-    /// Mean of the per-model live scores.
+    /// The fused live score: the head's, or the weighted mean of the per-model scores.
     pub live_score: f32,
     pub per_model: Vec<ModelScore>,
 }
 
-/// Runs every judge and fuses their live probabilities: the mean weighted by each judge's
-/// declared weight (equal weights: the Silent-Face recipe's plain mean).
+/// Runs every judge and fuses their outputs: through the head when the pack has one, else
+/// the mean weighted by each judge's declared weight (equal weights: the Silent-Face
+/// recipe's plain mean).
 pub fn judge_all(
     judges: &[Box<dyn Judge>],
+    head: Option<&Head>,
     img: &RgbImage,
     bbox: &BBox,
 ) -> Result<JudgeScores, PipelineError> {
     let per_model = judges
         .iter()
         .map(|j| {
+            let out = j.judge(img, bbox)?;
             Ok(ModelScore {
                 model: j.name().to_string(),
-                live_score: j.live_score(img, bbox)?,
+                live_score: out.live_score,
+                features: out.features,
             })
         })
         .collect::<Result<Vec<_>, PipelineError>>()?;
-    let weights: Vec<f32> = judges.iter().map(|j| j.weight()).collect();
-    let live_score = if weights.iter().all(|w| *w == 1.0) {
-        // Exactly the plain mean, as the reference computes it.
-        per_model.iter().map(|m| m.live_score).sum::<f32>() / per_model.len() as f32
-    } else {
-        let total: f32 = weights.iter().sum();
-        per_model
-            .iter()
-            .zip(&weights)
-            .map(|(m, w)| m.live_score * w)
-            .sum::<f32>()
-            / total
+    let live_score = match head {
+        Some(h) => h.live_score(&per_model)?,
+        None => weighted_mean(judges, &per_model),
     };
     Ok(JudgeScores {
         live_score,
         per_model,
     })
+}
+
+fn weighted_mean(judges: &[Box<dyn Judge>], per_model: &[ModelScore]) -> f32 {
+    let weights: Vec<f32> = judges.iter().map(|j| j.weight()).collect();
+    if weights.iter().all(|w| *w == 1.0) {
+        // Exactly the plain mean, as the reference computes it.
+        return per_model.iter().map(|m| m.live_score).sum::<f32>() / per_model.len() as f32;
+    }
+    let total: f32 = weights.iter().sum();
+    per_model
+        .iter()
+        .zip(&weights)
+        .map(|(m, w)| m.live_score * w)
+        .sum::<f32>()
+        / total
 }
