@@ -2,10 +2,10 @@
 //! the CSV's folder) or a folder with `live/` and `spoof/` subfolders (a folder inside
 //! `spoof/` names the attack species).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
 
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -15,14 +15,23 @@ pub struct Item {
     pub label: String,
     /// Attack species (`print`, `replay`, ...); `none` for bona fide images.
     pub attack_type: String,
+    /// Every column of the manifest's row (none for a folder), for `--by` and `--group-by`.
+    pub columns: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-struct Row {
-    file: String,
-    label: String,
-    #[serde(default)]
-    attack_type: String,
+impl Item {
+    /// The value of `column` in this image's manifest row.
+    pub fn column(&self, column: &str) -> anyhow::Result<&str> {
+        self.columns
+            .get(column)
+            .map(String::as_str)
+            .with_context(|| {
+                format!(
+                    "the set has no column {column:?} (it has: {})",
+                    self.columns.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
 }
 
 pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
@@ -32,18 +41,33 @@ pub fn load(source: &Path) -> anyhow::Result<Vec<Item>> {
     let root = source.parent().unwrap_or(Path::new("."));
     let mut rdr = csv::Reader::from_path(source)
         .with_context(|| format!("reading manifest {}", source.display()))?;
+    let headers = rdr.headers()?.clone();
+    for needed in ["file", "label"] {
+        anyhow::ensure!(
+            headers.iter().any(|h| h == needed),
+            "{} has no {needed:?} column",
+            source.display()
+        );
+    }
     let mut items = Vec::new();
-    for row in rdr.deserialize::<Row>() {
-        let row = row.with_context(|| format!("parsing {}", source.display()))?;
+    for record in rdr.records() {
+        let record = record.with_context(|| format!("parsing {}", source.display()))?;
+        // Every column as text: a column of numbers is a group name like any other.
+        let columns: BTreeMap<String, String> = headers
+            .iter()
+            .zip(record.iter())
+            .map(|(h, v)| (h.to_string(), v.to_string()))
+            .collect();
+        let attack_type = match columns.get("attack_type").map(String::as_str) {
+            None | Some("") => "unspecified".to_string(),
+            Some(a) => a.to_string(),
+        };
         items.push(Item {
-            path: root.join(&row.file),
-            name: row.file,
-            label: row.label,
-            attack_type: if row.attack_type.is_empty() {
-                "unspecified".into()
-            } else {
-                row.attack_type
-            },
+            path: root.join(&columns["file"]),
+            name: columns["file"].clone(),
+            label: columns["label"].clone(),
+            attack_type,
+            columns,
         });
     }
     Ok(items)
@@ -69,6 +93,7 @@ fn load_dir(root: &Path) -> anyhow::Result<Vec<Item>> {
                 name: rel.display().to_string(),
                 label: label.into(),
                 attack_type,
+                columns: BTreeMap::new(),
             });
         })?;
     }

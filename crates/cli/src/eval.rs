@@ -43,6 +43,10 @@ pub struct EvalArgs {
     /// APCER, ACER, EER and BPCER@APCER (the pooled APCER counts them).
     #[arg(long, env = "FACELIVE_MIN_SPECIES_COUNT", default_value_t = 10)]
     pub min_species_count: usize,
+    /// Break BPCER and APCER down by these manifest columns (e.g. `capture,source_repo`):
+    /// one row per value, with 95% intervals; small groups are flagged.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN[,COLUMN]")]
+    pub by: Vec<String>,
     #[command(flatten)]
     pub remote: crate::endpoint::EndpointArgs,
 }
@@ -57,7 +61,7 @@ fn parse_compare(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// A labelled result and why it has no score (a retry reason or the score file's status).
-type Scored = (Sample, String);
+pub(crate) type Scored = (Sample, String);
 
 #[derive(serde::Deserialize)]
 struct ScoreRow {
@@ -280,26 +284,6 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         None => collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?,
     };
-    let samples: Vec<Sample> = results.iter().map(|(s, _)| s.clone()).collect();
-    let e = Evaluation::with_min_species(&samples, a.min_species_count);
-    let small = e.small_species();
-    let thresholds = &pipeline.config().thresholds;
-    let points: Vec<(String, AtThreshold)> = OperatingPoint::ALL
-        .iter()
-        .map(|p| (p.as_str().to_string(), e.at(thresholds.get(*p))))
-        .chain(std::iter::once(("0.5".to_string(), e.at(0.5))))
-        .chain(a.remote.dialect.and_then(|d| {
-            d.threshold()
-                .map(|t| (format!("{} {t}", d.name()), e.at(t)))
-        }))
-        .collect();
-    let targets: Vec<(f64, AtThreshold)> = [0.01, 0.05, 0.10]
-        .iter()
-        .map(|&t| (t, e.at_apcer(t)))
-        .collect();
-    let (eer_t, eer) = e.eer();
-    let (eer_pooled_t, eer_pooled) = e.eer_pooled();
-    let fta = e.acquisition();
     let compared: Vec<(String, Vec<Sample>)> = a
         .compare
         .iter()
@@ -308,9 +292,6 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             Ok((name.clone(), s.into_iter().map(|(s, _)| s).collect()))
         })
         .collect::<anyhow::Result<_>>()?;
-
-    let mut md = String::new();
-    writeln!(md, "# facelive evaluation\n")?;
     let system = match (&a.scores, &a.remote.endpoint, a.remote.dialect) {
         (_, Some(url), Some(d)) => format!(
             "Answers of the endpoint `{url}` ({} dialect{})",
@@ -328,163 +309,344 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             pipeline.model_pack().version
         ),
     };
-    writeln!(md, "Set: `{}` — {} images ({} bona fide, {} attacks). {system}. Rates with 95% Wilson intervals; a bona fide image not acquired (no face, unreadable, failed quality) counts as rejected, an attack not acquired as not accepted.\n",
-        a.source.display(), samples.len(),
-        samples.iter().filter(|s| s.label == Label::BonaFide).count(),
-        samples.iter().filter(|s| s.label != Label::BonaFide).count())?;
-    write_definitions(&mut md, a.min_species_count, &small)?;
-    let species: Vec<String> = points[0].1.apcer_by_species.keys().cloned().collect();
-    let flag = |s: &String| if small.contains_key(s) { " †" } else { "" };
-    writeln!(
-        md,
-        "| point | threshold | BPCER | APCER (pooled) | APCER (worst species) | {} | ACER |",
-        species
-            .iter()
-            .map(|s| format!("APCER {s}{}", flag(s)))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    )?;
-    writeln!(
-        md,
-        "|---|---|---|---|---|{}---|",
-        "---|".repeat(species.len())
-    )?;
-    for (name, r) in &points {
-        writeln!(
-            md,
-            "| {name} | {:.3} | {} | {} | {} | {} | {:.1}% |",
-            r.threshold,
-            pct(&r.bpcer),
-            pct(&r.apcer_pooled),
-            pct(&r.apcer_worst),
-            species
-                .iter()
-                .map(|s| pct(&r.apcer_by_species[s]))
-                .collect::<Vec<_>>()
-                .join(" | "),
-            r.acer * 100.0
-        )?;
-    }
-    writeln!(
-        md,
-        "\n| BPCER@APCER (worst species) | threshold | BPCER | APCER (worst species) | APCER (pooled) |\n|---|---|---|---|---|"
-    )?;
-    for (t, r) in &targets {
-        writeln!(
-            md,
-            "| {:.0}% | {:.4} | {} | {} | {} |",
-            t * 100.0,
-            r.threshold,
-            pct(&r.bpcer),
-            pct(&r.apcer_worst),
-            pct(&r.apcer_pooled)
-        )?;
-    }
-    writeln!(
-        md,
-        "\nEER (worst species) {:.1}% at threshold {:.4}; EER (pooled) {:.1}% at threshold {:.4}.\n",
-        eer * 100.0,
-        eer_t,
-        eer_pooled * 100.0,
-        eer_pooled_t
-    )?;
-    writeln!(
-        md,
-        "| failures to acquire | bona fide | attacks |\n|---|---|---|"
-    )?;
-    for (f, r) in &fta.bona_fide {
-        writeln!(
-            md,
-            "| {} | {} | {} |",
-            serde_json::to_value(f)?.as_str().unwrap_or(""),
-            pct(r),
-            pct(&fta.attacks[f])
-        )?;
-    }
-    if a.out.is_some() {
-        writeln!(
-            md,
-            "\n![DET curve](det.svg)\n\n![Live score histograms](histogram.svg)\n\n(also as det.png and histogram.png)"
-        )?;
-    }
-    print!("{md}");
-
+    let name = match (&a.name, &a.scores) {
+        (Some(n), _) => n.clone(),
+        (None, None) if a.remote.dialect.is_some() => a
+            .remote
+            .dialect
+            .map(|d| d.name())
+            .unwrap_or_default()
+            .to_string(),
+        (None, Some(p)) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, None) => "facelive".to_string(),
+    };
+    let report = Report {
+        source: &a.source,
+        system,
+        name,
+        items: &items,
+        results: &results,
+        thresholds: pipeline.config().thresholds,
+        extra_point: a
+            .remote
+            .dialect
+            .and_then(|d| d.threshold().map(|t| (format!("{} {t}", d.name()), t))),
+        min_species: a.min_species_count,
+        compared,
+        by: &a.by,
+        model_pack: serde_json::to_value(pipeline.model_pack())?,
+    };
+    print!("{}", report.write(a.out.as_deref())?);
     if let Some(dir) = &a.out {
+        eprintln!("report written to {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One evaluation report: labelled results of one system (and others' to compare), as
+/// report.md, report.json, scores.csv, det.csv and the pictures.
+pub(crate) struct Report<'a> {
+    pub source: &'a std::path::Path,
+    /// What was evaluated, in a sentence.
+    pub system: String,
+    /// Its name in the pictures.
+    pub name: String,
+    pub items: &'a [dataset::Item],
+    pub results: &'a [Scored],
+    pub thresholds: facelive_pipeline::Thresholds,
+    /// Another point to report (a dialect's own threshold).
+    pub extra_point: Option<(String, f32)>,
+    pub min_species: usize,
+    pub compared: Vec<(String, Vec<Sample>)>,
+    /// Manifest columns to break the error rates down by.
+    pub by: &'a [String],
+    pub model_pack: serde_json::Value,
+}
+
+impl Report<'_> {
+    fn samples(&self) -> Vec<Sample> {
+        self.results.iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    fn points(&self, e: &Evaluation) -> Vec<(String, AtThreshold)> {
+        OperatingPoint::ALL
+            .iter()
+            .map(|p| (p.as_str().to_string(), e.at(self.thresholds.get(*p))))
+            .chain(std::iter::once(("0.5".to_string(), e.at(0.5))))
+            .chain(self.extra_point.iter().map(|(n, t)| (n.clone(), e.at(*t))))
+            .collect()
+    }
+
+    /// The report's text; with `out`, every file written there too.
+    pub fn write(&self, out: Option<&std::path::Path>) -> anyhow::Result<String> {
+        let samples = self.samples();
+        let e = Evaluation::with_min_species(&samples, self.min_species);
+        let points = self.points(&e);
+        let targets: Vec<(f64, AtThreshold)> = [0.01, 0.05, 0.10]
+            .iter()
+            .map(|&t| (t, e.at_apcer(t)))
+            .collect();
+        let mut md = String::new();
+        self.render(&mut md, &e, &points, &targets, out.is_some())?;
+        let Some(dir) = out else {
+            return Ok(md);
+        };
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("report.md"), &md)?;
+        let (eer_t, eer) = e.eer();
+        let (eer_pooled_t, eer_pooled) = e.eer_pooled();
         let report = json!({
-            "source": a.source.display().to_string(),
-            "model_pack": pipeline.model_pack(),
+            "source": self.source.display().to_string(),
+            "model_pack": self.model_pack,
             "operating_points": points.iter().map(|(n, r)| json!({"name": n, "rates": r})).collect::<Vec<_>>(),
             "bpcer_at_apcer": targets.iter().map(|(t, r)| json!({"target_apcer": t, "rates": r})).collect::<Vec<_>>(),
             "eer": {"value": eer, "threshold": eer_t},
             "eer_pooled": {"value": eer_pooled, "threshold": eer_pooled_t},
-            "min_species_count": a.min_species_count,
-            "small_species": small,
-            "failures_to_acquire": fta,
+            "min_species_count": self.min_species,
+            "small_species": e.small_species(),
+            "failures_to_acquire": e.acquisition(),
+            "by": self.group_rows()?,
         });
         std::fs::write(
             dir.join("report.json"),
             serde_json::to_string_pretty(&report)?,
         )?;
-        // The --scores format (the reference's columns first), so a report can be rebuilt
-        // or compared without the models: `eval --scores` / `--compare` read it back.
-        use crate::endpoint::{columns, Answer, SCORE_COLUMNS};
-        let mut scores = csv::Writer::from_path(dir.join("scores.csv"))?;
-        scores.write_record(SCORE_COLUMNS)?;
-        for (item, (s, note)) in items.iter().zip(&results) {
-            let answer = match s.score {
-                Ok(v) => Answer::Scored(v),
-                Err(f) => Answer::NotAcquired(f, note.clone()),
-            };
-            let (status, score, reason) = columns(&answer);
-            let row = [
-                &item.name,
-                &item.label,
-                &item.attack_type,
-                status,
-                &score,
-                reason,
-            ];
-            scores.write_record(row)?;
-        }
-        scores.flush()?;
+        write_scores(&dir.join("scores.csv"), self.items, self.results)?;
         let curve = e.curve();
         let mut det = csv::Writer::from_path(dir.join("det.csv"))?;
         for p in &curve {
             det.serialize(p)?;
         }
         det.flush()?;
-        let name = match (&a.name, &a.scores) {
-            (Some(n), _) => n.clone(),
-            (None, None) if a.remote.dialect.is_some() => a
-                .remote
-                .dialect
-                .map(|d| d.name())
-                .unwrap_or_default()
-                .to_string(),
-            (None, Some(p)) => p
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            (None, None) => "facelive".to_string(),
-        };
-        let title = format!("{name} on {}", a.source.display());
+        // The set's file name, not the path it was given by: pictures stay the same
+        // wherever the set lies.
+        let set = self
+            .source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let title = format!("{} on {set}", self.name);
         let view = Pictures {
             title: &title,
-            name: &name,
+            name: &self.name,
             curve: &curve,
             points: &points[..OperatingPoint::ALL.len()],
             samples: &samples,
-            small: &small,
-            min_species: a.min_species_count,
-            compared: &compared,
+            small: &e.small_species(),
+            min_species: self.min_species,
+            compared: &self.compared,
         };
         view.write(dir)?;
-        eprintln!("report written to {}", dir.display());
+        Ok(md)
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn render(
+        &self,
+        md: &mut String,
+        e: &Evaluation,
+        points: &[(String, AtThreshold)],
+        targets: &[(f64, AtThreshold)],
+        pictures: bool,
+    ) -> anyhow::Result<()> {
+        let samples = self.samples();
+        let small = e.small_species();
+        writeln!(md, "# facelive evaluation\n")?;
+        writeln!(md, "Set: `{}` — {} images ({} bona fide, {} attacks). {}. Rates with 95% Wilson intervals; a bona fide image not acquired (no face, unreadable, failed quality) counts as rejected, an attack not acquired as not accepted.\n",
+            self.source.display(), samples.len(),
+            samples.iter().filter(|s| s.label == Label::BonaFide).count(),
+            samples.iter().filter(|s| s.label != Label::BonaFide).count(),
+            self.system)?;
+        write_definitions(md, self.min_species, &small)?;
+        let species: Vec<String> = points[0].1.apcer_by_species.keys().cloned().collect();
+        let flag = |s: &String| if small.contains_key(s) { " †" } else { "" };
+        writeln!(
+            md,
+            "| point | threshold | BPCER | APCER (pooled) | APCER (worst species) | {} | ACER |",
+            species
+                .iter()
+                .map(|s| format!("APCER {s}{}", flag(s)))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )?;
+        writeln!(
+            md,
+            "|---|---|---|---|---|{}---|",
+            "---|".repeat(species.len())
+        )?;
+        for (name, r) in points {
+            writeln!(
+                md,
+                "| {name} | {:.3} | {} | {} | {} | {} | {:.1}% |",
+                r.threshold,
+                pct(&r.bpcer),
+                pct(&r.apcer_pooled),
+                pct(&r.apcer_worst),
+                species
+                    .iter()
+                    .map(|s| pct(&r.apcer_by_species[s]))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                r.acer * 100.0
+            )?;
+        }
+        writeln!(
+            md,
+            "\n| BPCER@APCER (worst species) | threshold | BPCER | APCER (worst species) | APCER (pooled) |\n|---|---|---|---|---|"
+        )?;
+        for (t, r) in targets {
+            writeln!(
+                md,
+                "| {:.0}% | {:.4} | {} | {} | {} |",
+                t * 100.0,
+                r.threshold,
+                pct(&r.bpcer),
+                pct(&r.apcer_worst),
+                pct(&r.apcer_pooled)
+            )?;
+        }
+        let (eer_t, eer) = e.eer();
+        let (eer_pooled_t, eer_pooled) = e.eer_pooled();
+        writeln!(
+            md,
+            "\nEER (worst species) {:.1}% at threshold {:.4}; EER (pooled) {:.1}% at threshold {:.4}.\n",
+            eer * 100.0,
+            eer_t,
+            eer_pooled * 100.0,
+            eer_pooled_t
+        )?;
+        let fta = e.acquisition();
+        writeln!(
+            md,
+            "| failures to acquire | bona fide | attacks |\n|---|---|---|"
+        )?;
+        for (f, r) in &fta.bona_fide {
+            writeln!(
+                md,
+                "| {} | {} | {} |",
+                serde_json::to_value(f)?.as_str().unwrap_or(""),
+                pct(r),
+                pct(&fta.attacks[f])
+            )?;
+        }
+        self.render_groups(md)?;
+        if pictures {
+            writeln!(
+                md,
+                "\n![DET curve](det.svg)\n\n![Live score histograms](histogram.svg)\n\n(also as det.png and histogram.png)"
+            )?;
+        }
+        Ok(())
+    }
 }
+
+/// One group's error rates at the balanced point.
+#[derive(serde::Serialize)]
+struct GroupRow {
+    column: String,
+    value: String,
+    bpcer: Rate,
+    apcer_pooled: Rate,
+    /// Fewer bona fide or attack images than the species minimum: rates move in big steps.
+    small: bool,
+}
+
+impl Report<'_> {
+    /// Per-group BPCER and pooled APCER at the balanced point, for each `--by` column.
+    fn group_rows(&self) -> anyhow::Result<Vec<GroupRow>> {
+        let t = self.thresholds.get(OperatingPoint::Balanced);
+        let mut rows = Vec::new();
+        for column in self.by {
+            let mut values: Vec<&str> = self
+                .items
+                .iter()
+                .map(|i| i.column(column))
+                .collect::<anyhow::Result<_>>()?;
+            values.sort_unstable();
+            values.dedup();
+            for value in values {
+                let subset: Vec<Sample> = self
+                    .items
+                    .iter()
+                    .zip(self.results)
+                    .filter(|(i, _)| i.columns.get(column).map(String::as_str) == Some(value))
+                    .map(|(_, (s, _))| s.clone())
+                    .collect();
+                let r = Evaluation::new(&subset).at(t);
+                let small =
+                    r.bpcer.total < self.min_species || r.apcer_pooled.total < self.min_species;
+                rows.push(GroupRow {
+                    column: column.clone(),
+                    value: value.to_string(),
+                    bpcer: r.bpcer,
+                    apcer_pooled: r.apcer_pooled,
+                    small,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    fn render_groups(&self, md: &mut String) -> anyhow::Result<()> {
+        let rows = self.group_rows()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            md,
+            "\nBy group, at the balanced point ({:.3}); † fewer than {} bona fide or attack images in the group (rates move in big steps; a group without attacks or bona fide shows 0/0):\n\n| column | group | BPCER | APCER (pooled) |\n|---|---|---|---|",
+            self.thresholds.get(OperatingPoint::Balanced),
+            self.min_species
+        )?;
+        for r in rows {
+            writeln!(
+                md,
+                "| {} | {}{} | {} | {} |",
+                r.column,
+                r.value,
+                if r.small { " †" } else { "" },
+                pct(&r.bpcer),
+                pct(&r.apcer_pooled)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The `--scores` format (the reference's columns first), so a report can be rebuilt or
+/// compared without the models: `eval --scores` / `--compare` read it back.
+pub(crate) fn write_scores(
+    path: &std::path::Path,
+    items: &[dataset::Item],
+    results: &[Scored],
+) -> anyhow::Result<()> {
+    use crate::endpoint::{columns, Answer, SCORE_COLUMNS};
+    let mut scores = csv::Writer::from_path(path)?;
+    scores.write_record(SCORE_COLUMNS)?;
+    for (item, (s, note)) in items.iter().zip(results) {
+        let answer = match s.score {
+            Ok(v) => Answer::Scored(v),
+            Err(f) => Answer::NotAcquired(f, note.clone()),
+        };
+        let (status, score, reason) = columns(&answer);
+        let row = [
+            &item.name,
+            &item.label,
+            &item.attack_type,
+            status,
+            &score,
+            reason,
+        ];
+        scores.write_record(row)?;
+    }
+    scores.flush()?;
+    Ok(())
+}
+
+/// One DET line: legend name, (APCER, BPCER) points, colour index, dashed.
+type DetLine = (String, Vec<(f64, f64)>, usize, bool);
 
 /// What the pictures show: this system's DET curve and operating points (already computed
 /// for the report), the compared systems' curves, and every live score.
@@ -506,7 +668,7 @@ impl Pictures<'_> {
     fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use facelive_eval::plot;
         // Per system: (legend name, points, colour, dashed), worst species then pooled.
-        let mut lines: Vec<(String, Vec<(f64, f64)>, usize, bool)> = Vec::new();
+        let mut lines: Vec<DetLine> = Vec::new();
         let mut add = |name: &str, c: &[CurvePoint], colour: usize| {
             let worst = c.iter().map(|p| (p.apcer_worst, p.bpcer)).collect();
             let pooled = c.iter().map(|p| (p.apcer_pooled, p.bpcer)).collect();

@@ -315,9 +315,38 @@ impl<'a> Evaluation<'a> {
     }
 }
 
+/// One-sided exact McNemar test of two systems' decisions on the same images: `b` images
+/// only the first got wrong, `c` only the second. The probability, were both equally good,
+/// of the second winning `b` or more of the `b + c` images they disagree on (a binomial
+/// tail at one half). Small: the second is better beyond chance.
+pub fn mcnemar_one_sided(b: usize, c: usize) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    // ln C(n, k) - n ln 2, summed in log space so large n neither overflows nor underflows.
+    let ln_fact = |k: usize| (1..=k).map(|i| (i as f64).ln()).sum::<f64>();
+    let (ln_n, ln_half) = (ln_fact(n), n as f64 * 0.5f64.ln());
+    (b..=n)
+        .map(|k| (ln_n - ln_fact(k) - ln_fact(n - k) + ln_half).exp())
+        .sum::<f64>()
+        .min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mcnemar_is_the_binomial_tail() {
+        // P(X >= 10 | n = 12, p = 1/2) = (66 + 12 + 1) / 4096.
+        assert!((mcnemar_one_sided(10, 2) - 79.0 / 4096.0).abs() < 1e-12);
+        assert!((mcnemar_one_sided(0, 5) - 1.0).abs() < 1e-12);
+        assert_eq!(mcnemar_one_sided(0, 0), 1.0);
+        // Symmetric disagreement is no evidence either way.
+        assert!(mcnemar_one_sided(200, 200) > 0.5);
+        assert!(mcnemar_one_sided(260, 140) < 1e-8);
+    }
 
     fn bf(s: f32) -> Sample {
         Sample {
