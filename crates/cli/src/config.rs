@@ -52,6 +52,10 @@ pub struct PipelineArgs {
     /// names, e.g. a model registered with `facelive models add`); fused by their weights.
     #[arg(long, env = "FACELIVE_JUDGES", global = true, value_delimiter = ',')]
     pub judges: Vec<String>,
+    /// An adapted pack's folder (`facelive adapt --out DIR`): its judges' features go through
+    /// its head, with its thresholds (docs/ADAPT.md). Default: the built-in pack.
+    #[arg(long, env = "FACELIVE_PACK", global = true)]
+    pub pack: Option<PathBuf>,
     /// ONNX Runtime threads inside one model run (facelive runs requests in parallel).
     #[arg(long, env = "FACELIVE_ORT_THREADS", global = true, default_value_t = 1)]
     pub ort_threads: usize,
@@ -98,6 +102,7 @@ pub struct FileConfig {
     pub ort_library: Option<PathBuf>,
     pub ort_threads: Option<usize>,
     pub judges: Option<Vec<String>>,
+    pub pack: Option<PathBuf>,
     pub thresholds: Option<Thresholds>,
     pub quality: Option<QualityConfig>,
     /// `[serve]`: checked field by field when layered over `facelive serve`'s settings.
@@ -120,11 +125,11 @@ impl PipelineArgs {
             .with_context(|| format!("reading config file {}", path.display()))?;
         let mut cfg: FileConfig = toml::from_str(&text)
             .with_context(|| format!("parsing config file {}", path.display()))?;
-        // A relative models_dir in a file is relative to that file.
-        if let Some(d) = &cfg.models_dir {
+        // A relative folder in a file is relative to that file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for d in [&mut cfg.models_dir, &mut cfg.pack].into_iter().flatten() {
             if d.is_relative() {
-                let base = path.parent().unwrap_or(Path::new("."));
-                cfg.models_dir = Some(base.join(d));
+                *d = base.join(&*d);
             }
         }
         Ok(cfg)
@@ -144,6 +149,7 @@ impl PipelineArgs {
             "ort_library",
             "ort_threads",
             "judges",
+            "pack",
         ] {
             if matches!(
                 m.value_source(id),
@@ -163,12 +169,32 @@ impl PipelineArgs {
     }
 
     /// The manifest: built-in, the models registered in the models directory, and the
-    /// judges `--judges` names.
+    /// judges `--judges` names, or the adapted pack `--pack` names.
     pub fn manifest(&self) -> anyhow::Result<facelive_models::Manifest> {
-        let file = self.file_config()?.judges;
-        let judges = self.pick("judges", self.judges.clone(), file);
+        let file = self.file_config()?;
+        let judges = self.pick("judges", self.judges.clone(), file.judges);
         let m = facelive_models::Manifest::with_local(&self.models_dir()?)?;
-        Ok(m.with_judges(&judges)?)
+        match self.adapted_pack()? {
+            Some((dir, pack)) => {
+                anyhow::ensure!(
+                    judges.is_empty(),
+                    "--judges and --pack both choose the judges: give one"
+                );
+                Ok(pack.apply(m, &dir)?)
+            }
+            None => Ok(m.with_judges(&judges)?),
+        }
+    }
+
+    /// The adapted pack `--pack` (or `FACELIVE_PACK`, or `pack` in the file) names, read.
+    pub fn adapted_pack(&self) -> anyhow::Result<Option<(PathBuf, facelive_models::AdaptedPack)>> {
+        let file = self.file_config()?.pack;
+        let Some(dir) = self.pick("pack", self.pack.clone(), file.map(Some)) else {
+            return Ok(None);
+        };
+        let pack = facelive_models::AdaptedPack::load(&dir)
+            .with_context(|| format!("reading the adapted pack in {}", dir.display()))?;
+        Ok(Some((dir, pack)))
     }
 
     pub fn models_dir(&self) -> anyhow::Result<PathBuf> {
@@ -184,7 +210,24 @@ impl PipelineArgs {
         cfg.ingest.max_side = self.pick("max_side", self.max_side, file.max_side);
         cfg.detector_size = self.pick("detector_size", self.detector_size, file.detector_size);
         cfg.detect_mode = self.pick("detect_mode", self.detect_mode, file.detect_mode);
-        cfg.thresholds = file.thresholds.unwrap_or_default();
+        // An adapted pack's thresholds were calibrated for its scores: they replace the
+        // file's, which were chosen for another pack's.
+        cfg.thresholds = match self.adapted_pack()? {
+            Some((_, p)) => {
+                if file.thresholds.is_some() {
+                    tracing::warn!(
+                        "the adapted pack's thresholds replace [thresholds] of the config file"
+                    );
+                }
+                let t = p.thresholds;
+                Thresholds {
+                    weak: t.weak,
+                    balanced: t.balanced,
+                    strict: t.strict,
+                }
+            }
+            None => file.thresholds.unwrap_or_default(),
+        };
         cfg.quality = file.quality.unwrap_or_default();
         Ok(cfg)
     }

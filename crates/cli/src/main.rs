@@ -1,5 +1,6 @@
 //! `facelive`: self-hosted passive face liveness.
 
+mod adapt;
 mod bench;
 mod check;
 mod config;
@@ -50,6 +51,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Choose the weak, balanced and strict thresholds for target APCERs on a labelled set.
     Calibrate(eval::CalibrateArgs),
+    /// Adapt the judges to your own labelled captures, with grouped cross-validated
+    /// evidence; writes an adapted pack only when it beats the base pack out of fold.
+    Adapt(adapt::AdaptArgs),
     /// Serve the native API and the NHN, Accura, JCV and SpoofSense dialects over HTTP.
     Serve(serve::ServeArgs),
 }
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&cli.pipeline, args),
         Command::Eval(args) => eval::run(&cli.pipeline, args),
         Command::Calibrate(args) => eval::calibrate(&cli.pipeline, args),
+        Command::Adapt(args) => adapt::run(&cli.pipeline, args),
         Command::Serve(args) => {
             let sub = matches
                 .subcommand_matches("serve")

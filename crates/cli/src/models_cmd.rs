@@ -92,6 +92,24 @@ pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
                 );
                 return Ok(ExitCode::from(1));
             }
+            if let Some((pack_dir, pack)) = args.adapted_pack()? {
+                // The files are the ones it was trained on (checked when the manifest was
+                // made); its head must also fit the judges' features.
+                crate::load_pipeline(args)?;
+                println!(
+                    "pack {} {} ({}): adapted from {}, {} head inputs, fits its judges{}",
+                    pack.pack.name,
+                    pack.pack.version,
+                    pack_dir.display(),
+                    pack.pack.base,
+                    pack.head.weights.len(),
+                    if pack.pack.forced {
+                        "; FORCED: it did not beat the base pack out of fold"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Pull {

@@ -129,3 +129,15 @@ pub fn ort_library() -> PathBuf {
     })
     .clone()
 }
+
+/// The capture domain for adaptation (`../shared/data/domain`): 400 labelled face crops of
+/// five projects, `source_repo` naming each one's group.
+pub fn domain_dir() -> PathBuf {
+    let dir = shared_dir().join("data/domain");
+    assert!(
+        dir.join("manifest.csv").is_file(),
+        "the domain set is not at {}",
+        dir.display()
+    );
+    dir
+}
