@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderName;
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use facelive_pipeline::{CheckOptions, Outcome, Pipeline, Verdict};
@@ -31,6 +31,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::{Connections, Keys, Limits, ServerConfig, SessionConfig};
 pub use error::ApiError;
@@ -43,6 +44,31 @@ use tokio::sync::OwnedSemaphorePermit;
 use work::Workers;
 
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// The longest client `X-Request-Id` kept (it goes into logs and answers).
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// A client's request id is kept when it is one short value of `[A-Za-z0-9._:-]`.
+fn request_id_acceptable(v: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&v.len())
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+}
+
+/// Drops a client's `X-Request-Id` that is long, repeated or of unsafe characters, so one
+/// is generated (and answered) instead: no client writes kilobytes into every log line.
+async fn screen_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let mut given = req.headers().get_all(REQUEST_ID).iter();
+    let keep = match (given.next(), given.next()) {
+        (None, _) => true,
+        (Some(v), None) => request_id_acceptable(v.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
 
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
@@ -243,6 +269,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/docs", get(ops::docs))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(screen_request_id))
+        // No answer is to be sniffed into another type or framed by another site (the
+        // capture page allows its own origin, as its policy says).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .with_state(state)
 }
 

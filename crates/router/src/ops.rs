@@ -99,6 +99,8 @@ pub async fn capture_page() -> Response {
                  style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
             ),
             (header::REFERRER_POLICY, "no-referrer"),
+            // frame-ancestors' equal for browsers that read only this header.
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
         ],
         include_str!("capture/capture.html"),
     )

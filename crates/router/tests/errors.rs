@@ -799,6 +799,10 @@ fn refused_addresses_are_refused_by_the_guard_in_every_spelling() {
             "[2002:a9fe:a9fe::1]",
             "[fec0::1]",
             "[fd00::1]",
+            "[::ffff:0:0:7f00:2]",
+            "[4000::1]",
+            "[1::1]",
+            "[::1:0:0:7f00:1]",
             "10.0.0.1",
             "100.64.0.1",
             "192.0.0.8",
@@ -925,4 +929,81 @@ async fn an_early_refusal_still_reads_a_slow_upload_and_answers() {
             &text[..text.len().min(200)]
         );
     }
+}
+
+/// A client's X-Request-Id is answered back only when it is short and of safe characters;
+/// a long, repeated or odd one is replaced by a generated id, in the header and the body.
+#[tokio::test]
+async fn only_a_short_safe_request_id_is_kept() {
+    let s = start(config()).await;
+    let ask = |ids: Vec<String>| {
+        let mut req = s
+            .client
+            .post(format!("{}/v1/liveness", s.base))
+            .bearer_auth("native-key")
+            .json(&json!({}));
+        for id in ids {
+            req = req.header("x-request-id", id);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let header = r.headers()["x-request-id"].to_str().unwrap().to_string();
+            let j: Value = r.json().await.unwrap();
+            (
+                header,
+                j["request_id"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    let kept = "trace-42.a:b_c-0";
+    assert_eq!(ask(vec![kept.into()]).await, (kept.into(), kept.into()));
+    for ids in [
+        vec!["x".repeat(60_000)],
+        vec!["x".repeat(129)],
+        vec!["spaces are not safe".into()],
+        vec!["a\"b".into()],
+        vec!["one".into(), "two".into()],
+    ] {
+        let (header, body) = ask(ids.clone()).await;
+        assert_eq!(header.len(), 36, "{:.40?}: {header}", ids);
+        assert!(uuid_like(&header), "{header}");
+        assert_eq!(body, header);
+    }
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// No answer may be sniffed into another type or framed by another site; the capture page
+/// may be framed by its own origin only.
+#[tokio::test]
+async fn every_answer_forbids_sniffing_and_framing() {
+    let s = start(config()).await;
+    for (path, frame) in [
+        ("/health", "DENY"),
+        ("/info", "DENY"),
+        ("/openapi.json", "DENY"),
+        ("/no/such/route", "DENY"),
+        ("/capture", "SAMEORIGIN"),
+    ] {
+        let r = s
+            .client
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers()["x-frame-options"], frame, "{path}");
+    }
+    let r = s
+        .client
+        .post(format!("{}/v1/liveness", s.base))
+        .bearer_auth("wrong-key")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
 }

@@ -145,7 +145,14 @@ fn table() -> &'static Table {
     })
 }
 
-/// Why an address is refused, or `None` when it may be reached.
+/// Globally routed IPv6 unicast (RFC 4291, IANA's IPv6 Global Unicast Address
+/// Assignments): nothing outside it is a public host, whatever a special-purpose list says.
+const V6_GLOBAL_UNICAST: Ipv6Net =
+    Ipv6Net::new_assert(Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3);
+
+/// Why an address is refused, or `None` when it may be reached. IPv6 is an allow-list: the
+/// forms that carry an IPv4 address are judged by it, anything else must be global unicast
+/// (2000::/3) outside the special-purpose blocks.
 pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => refused_v4(v4),
@@ -154,7 +161,13 @@ pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
                 return refused_v4(v4);
             }
             let t = table();
-            t.v6.iter().find(|(n, _)| n.contains(&v6)).map(|(_, r)| *r)
+            t.v6.iter()
+                .find(|(n, _)| n.contains(&v6))
+                .map(|(_, r)| *r)
+                .or_else(|| {
+                    (!V6_GLOBAL_UNICAST.contains(&v6))
+                        .then_some("not global unicast (outside 2000::/3)")
+                })
         }
     }
 }
@@ -402,6 +415,25 @@ mod tests {
             assert!(
                 refused_reason(ip.parse().unwrap()).is_some(),
                 "{ip} must be refused"
+            );
+        }
+    }
+
+    /// IPv6 outside global unicast, in no special-purpose list: refused all the same.
+    #[test]
+    fn ipv6_outside_global_unicast_is_refused() {
+        for ip in [
+            "::ffff:0:0:7f00:2",
+            "4000::1",
+            "1::1",
+            "::1:0:0:7f00:1",
+            "8000::1",
+            "e000::1",
+        ] {
+            assert_eq!(
+                refused_reason(ip.parse().unwrap()),
+                Some("not global unicast (outside 2000::/3)"),
+                "{ip}"
             );
         }
     }
