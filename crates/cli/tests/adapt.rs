@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use facelive_testdata::server::{free_port, get, wait_ready, Killed};
 use facelive_testdata::{dev_dir, domain_dir, models_dir};
 use serde_json::Value;
 
@@ -367,4 +368,44 @@ fn eval_by_breaks_rates_down_per_column_value() {
     // A group with few images is flagged.
     assert!(by.iter().any(|r| r["small"] == true));
     assert!(md.contains(" † |"), "{md}");
+}
+
+#[test]
+fn the_server_runs_the_pack_named_in_its_config_file_and_says_so() {
+    let dir = adapted();
+    let pack = pack_toml(dir);
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("facelive.toml");
+    std::fs::write(&file, format!("pack = {:?}\n", dir.display().to_string())).unwrap();
+    let port = free_port();
+    let _server = Killed(
+        facelive()
+            .env("FACELIVE_CONFIG", &file)
+            .args([
+                "serve",
+                "--no-auth",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base);
+    let info: Value = serde_json::from_str(&get(&format!("{base}/info")).unwrap()).unwrap();
+    assert_eq!(
+        info["model_pack"]["name"],
+        pack["pack"]["name"].as_str().unwrap()
+    );
+    assert_eq!(
+        info["model_pack"]["version"],
+        pack["pack"]["version"].as_str().unwrap()
+    );
+    let balanced = pack["thresholds"]["balanced"].as_float().unwrap();
+    assert!(
+        (info["thresholds"]["balanced"].as_f64().unwrap() - balanced).abs() < 1e-6,
+        "{info}"
+    );
 }

@@ -4,28 +4,12 @@
 //! mid-run, do not change the result (retries, then a resumed run).
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use facelive_testdata::server::{free_port, Killed};
 use facelive_testdata::{dev_dir, models_dir};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn serve(port: u16, extra: &[&str]) -> Killed {
     let child = Command::new(env!("CARGO_BIN_EXE_facelive"))

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -31,13 +31,7 @@ fn sh_blocks() -> Vec<String> {
     blocks
 }
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use facelive_testdata::server::Killed;
 
 #[test]
 fn readme_curl_examples_work_against_the_readme_server_command() {

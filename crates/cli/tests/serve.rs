@@ -1,35 +1,16 @@
 //! `facelive serve` configuration: file, environment and flags, and the refusal to run
 //! without authentication unless asked.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use facelive_testdata::models_dir;
+use facelive_testdata::server::{free_port, get, wait_ready, Killed};
 use serde_json::Value;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn get(url: &str) -> Option<String> {
-    let out = Command::new("curl").args(["-s", "-f", url]).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// The real server on a free port with `env`, its log going to a file; ready when returned.
 fn logged_server(env: &[(&str, &str)]) -> (Killed, u16, tempfile::NamedTempFile) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = tempfile::NamedTempFile::new().unwrap();
     let server = Killed(
         Command::new(env!("CARGO_BIN_EXE_facelive"))
@@ -43,17 +24,6 @@ fn logged_server(env: &[(&str, &str)]) -> (Killed, u16, tempfile::NamedTempFile)
     );
     wait_ready(&format!("http://127.0.0.1:{port}"));
     (server, port, log)
-}
-
-fn wait_ready(base: &str) {
-    let t0 = Instant::now();
-    while get(&format!("{base}/ready")).is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "server at {base} never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -71,11 +41,7 @@ fn serve_refuses_to_start_without_keys_unless_told_to() {
 
 #[test]
 fn serve_reads_its_settings_from_the_file_and_the_environment_beats_it() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("facelive.toml");
     std::fs::write(

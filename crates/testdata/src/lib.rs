@@ -141,3 +141,49 @@ pub fn domain_dir() -> PathBuf {
     );
     dir
 }
+
+/// The real server in tests: a child process killed when dropped, a free port, readiness.
+pub mod server {
+    use std::net::TcpListener;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    /// A child process (a `facelive serve`) killed and reaped when dropped.
+    pub struct Killed(pub Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A port on 127.0.0.1 that nothing listened on a moment ago.
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// The body of a successful GET (curl), or `None`.
+    pub fn get(url: &str) -> Option<String> {
+        let out = Command::new("curl").args(["-s", "-f", url]).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits (up to a minute) until `{base}/ready` answers 200.
+    pub fn wait_ready(base: &str) {
+        let t0 = Instant::now();
+        while get(&format!("{base}/ready")).is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "server at {base} never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
