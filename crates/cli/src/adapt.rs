@@ -108,7 +108,7 @@ pub fn run(args: &PipelineArgs, a: AdaptArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
     let judges = judge_names(args)?;
     let t0 = Instant::now();
-    let extracted = extract(&pipeline, &judges, &items, &a)?;
+    let (extracted, cached) = extract(&pipeline, &judges, &items, &a)?;
     let extract_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let cv = CrossValidated::run(&items, &groups, &extracted, &judges, &a)?;
@@ -118,7 +118,12 @@ pub fn run(args: &PipelineArgs, a: AdaptArgs) -> anyhow::Result<ExitCode> {
     write_training_scores(&a.out, &items, &cv, &final_head.spec)?;
     let base_t = pipeline.config().thresholds;
     let verdict = Comparison::new(&cv, &items, &extracted, base_t)?;
-    let summary = verdict.summary(&a, &items, &cv, &extracted, extract_s, train_s)?;
+    let times = Times {
+        extract_s,
+        cached,
+        train_s,
+    };
+    let summary = verdict.summary(&a, &items, &cv, &extracted, &times)?;
     verdict.reports(&a, &items, pipeline.model_pack())?;
     std::fs::write(a.out.join("report.md"), &summary)?;
     print!("{summary}");
@@ -165,14 +170,21 @@ fn hex_string(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// How long the two stages took, and how many images' features came from the cache.
+struct Times {
+    extract_s: f64,
+    cached: usize,
+    train_s: f64,
+}
+
 /// Every image through the base pack once, or from the cache where the same bytes were
-/// seen with the same pack.
+/// seen with the same pack; also how many came from the cache.
 fn extract(
     pipeline: &Pipeline,
     judges: &[String],
     items: &[Item],
     a: &AdaptArgs,
-) -> anyhow::Result<Vec<Extracted>> {
+) -> anyhow::Result<(Vec<Extracted>, usize)> {
     let pack = format!(
         "{} {}",
         pipeline.model_pack().name,
@@ -216,7 +228,12 @@ fn extract(
     };
     std::fs::write(&path, serde_json::to_vec(&cache)?)
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(out)
+    let hits = items
+        .iter()
+        .zip(&out)
+        .filter(|(i, e)| cached.get(&i.name).is_some_and(|c| c.sha256 == e.sha256))
+        .count();
+    Ok((out, hits))
 }
 
 fn extract_one(
@@ -266,7 +283,6 @@ struct CrossValidated {
     oof: Vec<f32>,
     /// The penalty each fold's inner cross-validation chose.
     l2: Vec<f64>,
-    judges: usize,
 }
 
 impl CrossValidated {
@@ -321,7 +337,6 @@ impl CrossValidated {
             k: all.k,
             oof,
             l2,
-            judges: judges.len(),
         })
     }
 }
@@ -508,8 +523,7 @@ impl Comparison {
         items: &[Item],
         cv: &CrossValidated,
         extracted: &[Extracted],
-        extract_s: f64,
-        train_s: f64,
+        times: &Times,
     ) -> anyhow::Result<String> {
         let mut md = String::new();
         let n_live = items.iter().filter(|i| i.label == "live").count();
@@ -566,9 +580,8 @@ impl Comparison {
                 .collect::<Vec<_>>()
                 .join("; ")
         )?;
-        writeln!(md, "Time on this machine: features of {} images in {extract_s:.1} s (the models' one pass; cached in {FEATURE_CACHE}), cross-validation and the final head ({} features) in {train_s:.1} s.\n",
-            items.len(), cv.x.first().map_or(0, Vec::len))?;
-        let _ = cv.judges;
+        writeln!(md, "Time on this machine: features of {} images in {:.1} s ({} of them from the cache, {FEATURE_CACHE}), cross-validation and the final head ({} features) in {:.1} s.\n",
+            items.len(), times.extract_s, times.cached, cv.x.first().map_or(0, Vec::len), times.train_s)?;
         writeln!(md, "Full reports: [adapted, out of fold](cv/adapted/report.md) (DET overlay with the base pack: cv/adapted/det.svg), [base pack](cv/base/report.md).\n")?;
         writeln!(md, "{}", self.conclusion())?;
         Ok(md)

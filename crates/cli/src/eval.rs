@@ -421,13 +421,11 @@ impl Report<'_> {
             det.serialize(p)?;
         }
         det.flush()?;
-        // The set's file name, not the path it was given by: pictures stay the same
-        // wherever the set lies.
-        let set = self
-            .source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // The set's folder and file name, not the whole path it was given by: pictures
+        // stay the same wherever the set lies.
+        let tail: Vec<_> = self.source.components().rev().take(2).collect();
+        let set: std::path::PathBuf = tail.into_iter().rev().collect();
+        let set = set.display();
         let title = format!("{} on {set}", self.name);
         let view = Pictures {
             title: &title,
