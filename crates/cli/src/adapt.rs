@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::PipelineArgs;
 use crate::dataset::{self, Item};
-use crate::eval::{Report, Scored};
+use crate::eval::{pct, Report, Scored};
 
 #[derive(Debug, Args)]
 pub struct AdaptArgs {
@@ -476,17 +476,6 @@ fn calibrated(s: &[Sample]) -> anyhow::Result<Thresholds> {
         balanced: t[1],
         strict: t[2],
     })
-}
-
-fn pct(r: &facelive_eval::Rate) -> String {
-    format!(
-        "{:.1}% [{:.1}, {:.1}] ({}/{})",
-        r.value * 100.0,
-        r.ci_low * 100.0,
-        r.ci_high * 100.0,
-        r.count,
-        r.total
-    )
 }
 
 impl Comparison {

@@ -190,7 +190,8 @@ fn samples_from_endpoint(a: &EvalArgs, items: &[dataset::Item]) -> anyhow::Resul
         .collect())
 }
 
-fn pct(r: &Rate) -> String {
+/// A rate as the reports print it: percent, 95% interval, count over total.
+pub(crate) fn pct(r: &Rate) -> String {
     format!(
         "{:.1}% [{:.1}, {:.1}] ({}/{})",
         r.value * 100.0,
