@@ -20,19 +20,6 @@ pub struct FittedHead {
     pub l2: f64,
 }
 
-/// The live probability the head gives one row, as the pipeline computes it.
-pub fn score(spec: &HeadSpec, row: &[f32]) -> f32 {
-    let z = row
-        .iter()
-        .zip(&spec.mean)
-        .zip(&spec.std)
-        .zip(&spec.weights)
-        .fold(spec.bias, |z, (((x, m), sd), w)| {
-            z + w * (*x as f64 - m) / sd
-        });
-    (1.0 / (1.0 + (-z).exp())) as f32
-}
-
 fn standardisation(x: &[Vec<f32>]) -> (Vec<f64>, Vec<f64>) {
     let d = x[0].len();
     let n = x.len() as f64;
@@ -122,7 +109,7 @@ fn inner_loss(
             Err(e) => return Err(e),
         };
         for (i, _) in train.iter().enumerate().filter(|(_, t)| !**t) {
-            total += log_loss(score(&spec, &x[i]), live[i]);
+            total += log_loss(spec.score(&x[i]), live[i]);
             n += 1;
         }
     }
@@ -189,7 +176,7 @@ pub fn out_of_fold(
             seed,
         )?;
         for (i, _) in train.iter().enumerate().filter(|(_, t)| !**t) {
-            scores[i] = score(&head.spec, &x[i]);
+            scores[i] = head.spec.score(&x[i]);
         }
         chosen.push(head.l2);
     }

@@ -8,7 +8,7 @@ mod folds;
 mod head;
 
 pub use folds::{grouped_folds, Folds};
-pub use head::{fit_head, out_of_fold, score, FittedHead, L2_GRID};
+pub use head::{fit_head, out_of_fold, FittedHead, L2_GRID};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdaptError {

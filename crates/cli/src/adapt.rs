@@ -431,8 +431,8 @@ impl Comparison {
             .zip(cv.oof.iter().copied())
             .collect();
         let adapted_samples = scored(items, extracted, |i| oof.get(&i).copied());
-        let adapted_t = calibrated(&samples(&adapted_samples))?;
-        let base_t = calibrated(&samples(&base_samples))?;
+        let adapted_t = calibrated(&samples(&adapted_samples));
+        let base_t = calibrated(&samples(&base_samples));
         let at = |s: &[Scored], t: &Thresholds| {
             Evaluation::new(&samples(s)).at(t.get(OperatingPoint::Balanced))
         };
@@ -460,7 +460,7 @@ impl Comparison {
 }
 
 /// Thresholds meeting the target pooled APCERs on these (out-of-fold) scores.
-fn calibrated(s: &[Sample]) -> anyhow::Result<Thresholds> {
+fn calibrated(s: &[Sample]) -> Thresholds {
     let e = Evaluation::new(s);
     let t: Vec<f32> = TARGETS
         .iter()
@@ -471,11 +471,11 @@ fn calibrated(s: &[Sample]) -> anyhow::Result<Thresholds> {
         .collect();
     // A target no threshold meets gives a threshold just above 1: keep the pack usable.
     let t: Vec<f32> = t.into_iter().map(|v| v.min(1.0)).collect();
-    Ok(Thresholds {
+    Thresholds {
         weak: t[0],
         balanced: t[1],
         strict: t[2],
-    })
+    }
 }
 
 impl Comparison {
@@ -794,10 +794,7 @@ fn write_training_scores(
     let mut w = csv::Writer::from_path(out.join("training_scores.csv"))?;
     w.write_record(["file", "live_score"])?;
     for (&i, x) in cv.rows.iter().zip(&cv.x) {
-        w.write_record([
-            items[i].name.as_str(),
-            &facelive_adapt::score(head, x).to_string(),
-        ])?;
+        w.write_record([items[i].name.as_str(), &head.score(x).to_string()])?;
     }
     w.flush()?;
     Ok(())

@@ -54,6 +54,21 @@ pub struct HeadSpec {
 }
 
 impl HeadSpec {
+    /// The live score of one row of features, in the head's order: sigmoid(bias +
+    /// sum w_i (x_i - mean_i) / std_i), in f64. The one place the formula is written: the
+    /// training and the pipeline both call it, so a pack reproduces its training scores.
+    pub fn score(&self, x: &[f32]) -> f32 {
+        let z = x
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.std)
+            .zip(&self.weights)
+            .fold(self.bias, |z, (((x, m), sd), w)| {
+                z + w * (*x as f64 - m) / sd
+            });
+        (1.0 / (1.0 + (-z).exp())) as f32
+    }
+
     fn check(&self) -> Result<(), String> {
         let n = self.weights.len();
         if n == 0 || self.mean.len() != n || self.std.len() != n {

@@ -234,11 +234,6 @@ impl Pipeline {
         &self.pack
     }
 
-    /// The adapted pack's head, when one is loaded.
-    pub fn head(&self) -> Option<&Head> {
-        self.head.as_ref()
-    }
-
     pub fn engines(&self) -> &EngineNames {
         &self.engines
     }

@@ -15,10 +15,6 @@ impl Head {
         Self { spec }
     }
 
-    pub fn spec(&self) -> &HeadSpec {
-        &self.spec
-    }
-
     /// The head's inputs: each named judge's features, concatenated in the head's order.
     pub fn inputs(&self, per_model: &[ModelScore]) -> Result<Vec<f32>, PipelineError> {
         let mut x = Vec::with_capacity(self.spec.weights.len());
@@ -41,19 +37,7 @@ impl Head {
     }
 
     pub fn live_score(&self, per_model: &[ModelScore]) -> Result<f32, PipelineError> {
-        Ok(self.score_inputs(&self.inputs(per_model)?))
-    }
-
-    /// sigmoid(bias + sum w_i (x_i - mean_i) / std_i), in f64.
-    pub fn score_inputs(&self, x: &[f32]) -> f32 {
-        let s = &self.spec;
-        let z = x
-            .iter()
-            .zip(&s.mean)
-            .zip(&s.std)
-            .zip(&s.weights)
-            .fold(s.bias, |z, (((x, m), sd), w)| z + w * (*x as f64 - m) / sd);
-        (1.0 / (1.0 + (-z).exp())) as f32
+        Ok(self.spec.score(&self.inputs(per_model)?))
     }
 }
 
