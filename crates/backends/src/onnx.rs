@@ -85,3 +85,116 @@ fn tensor_values(t: &TensorProto) -> Result<Vec<f32>, String> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect())
 }
+
+/// One operation of a graph's last layers, with its weights: what fine-tuning reads.
+#[derive(Debug, Clone)]
+pub enum TailOp {
+    /// A convolution with no padding and stride 1; `group` > 1 for a depthwise one.
+    Conv {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        group: usize,
+    },
+    PRelu {
+        slope: Tensor,
+    },
+    Flatten,
+    /// Input times `weight` (`[in, out]`).
+    MatMul {
+        weight: Tensor,
+    },
+    BatchNorm {
+        scale: Tensor,
+        bias: Tensor,
+        mean: Tensor,
+        var: Tensor,
+        epsilon: f32,
+    },
+}
+
+/// The operations from the tensor `from` to the graph's output, in order, each the single
+/// reader of the one before (a chain), with their weights. Anything else is refused: the
+/// tail is trained outside the engine and must mean exactly what the graph computes.
+pub fn tail(path: &Path, from: &str) -> Result<Vec<TailOp>, BackendError> {
+    let err = |reason: String| BackendError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let mut model = decode(&bytes).map_err(err)?;
+    let g = graph(&mut model).map_err(err)?;
+    let mut ops = Vec::new();
+    let mut current = from.to_string();
+    while !g.output.iter().any(|o| o.name == current) {
+        let readers: Vec<_> = g
+            .node
+            .iter()
+            .filter(|n| n.input.contains(&current))
+            .collect();
+        let [node] = readers.as_slice() else {
+            return Err(err(format!(
+                "{current:?} is read by {} nodes: the tail is not a chain",
+                readers.len()
+            )));
+        };
+        ops.push(tail_op(g, node).map_err(err)?);
+        current = node.output.first().cloned().unwrap_or_default();
+    }
+    Ok(ops)
+}
+
+fn tail_op(g: &GraphProto, node: &tract_onnx::pb::NodeProto) -> Result<TailOp, String> {
+    let weight = |i: usize| -> Result<Tensor, String> {
+        let name = node
+            .input
+            .get(i)
+            .ok_or(format!("{} has no input {i}", node.name))?;
+        let t = g
+            .initializer
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or(format!("{}'s input {name:?} is not a weight", node.name))?;
+        let shape = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        Tensor::new(shape, tensor_values(t)?).map_err(|e| e.to_string())
+    };
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    Ok(match node.op_type.as_str() {
+        "Conv" => {
+            let plain = ["pads", "strides", "dilations"].iter().all(|a| {
+                attr(a).is_none_or(|a| {
+                    a.ints
+                        .iter()
+                        .all(|&v| v == if a.name == "pads" { 0 } else { 1 })
+                })
+            });
+            if !plain {
+                return Err(format!("{} pads, strides or dilates", node.name));
+            }
+            TailOp::Conv {
+                weight: weight(1)?,
+                bias: if node.input.len() > 2 {
+                    Some(weight(2)?)
+                } else {
+                    None
+                },
+                group: attr("group").map_or(1, |a| a.i.max(1) as usize),
+            }
+        }
+        "PRelu" => TailOp::PRelu { slope: weight(1)? },
+        "Flatten" => TailOp::Flatten,
+        "MatMul" => TailOp::MatMul { weight: weight(1)? },
+        "BatchNormalization" => TailOp::BatchNorm {
+            scale: weight(1)?,
+            bias: weight(2)?,
+            mean: weight(3)?,
+            var: weight(4)?,
+            epsilon: attr("epsilon").map_or(1e-5, |a| a.f),
+        },
+        other => {
+            return Err(format!(
+                "{} is a {other}, which the tail cannot hold",
+                node.name
+            ))
+        }
+    })
+}

@@ -179,6 +179,11 @@ pub struct FeatureSpec {
     /// The final classifier's weight, `[features, classes]`, with no bias: the output is
     /// the features times this matrix.
     pub classifier: String,
+    /// The tensor entering the last block (for MiniFASNet, the 128x5x5 map before
+    /// `final_expand`): what fine-tuning starts from. The ops after it are read from the
+    /// graph itself.
+    #[serde(default)]
+    pub trunk: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

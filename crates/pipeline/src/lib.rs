@@ -30,8 +30,8 @@ pub use quality::{Policy, QualityCheck, QualityConfig};
 
 pub use detect::DetectMode;
 use detect::{Detector, YuNet};
-pub use judge::Head;
-use judge::{judge_all, Classifier, Judge};
+use judge::{judge_all, judge_views, Classifier, Judge};
+pub use judge::{Head, View};
 use quality::face_checks;
 
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct PipelineConfig {
     pub detect_mode: DetectMode,
     pub thresholds: Thresholds,
     pub quality: QualityConfig,
+    /// Load the judges to return their trunks too (for fine-tuning; off when serving).
+    pub judge_trunks: bool,
 }
 
 impl PipelineConfig {
@@ -54,6 +56,7 @@ impl PipelineConfig {
             detect_mode: DetectMode::default(),
             thresholds: Thresholds::default(),
             quality: QualityConfig::default(),
+            judge_trunks: false,
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct CheckOptions {
     /// Stop after the quality checks, without the anti-spoof models (capture guidance):
     /// the outcome stays `retry`, with no `retry_reason` when the capture is fit to judge.
     pub skip_judges: bool,
+    /// Also judge these perturbed views of the judged face (`Verdict::views`).
+    pub views: Vec<judge::View>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,6 +142,9 @@ pub struct Verdict {
     pub quality: Vec<QualityCheck>,
     pub timings: Timings,
     pub model_pack: ModelPack,
+    /// Every judge's output on each of the asked views, outer by view (not in answers).
+    #[serde(skip)]
+    pub views: Vec<Vec<ModelScore>>,
 }
 
 /// The loaded pipeline: optimised plans built once, shared by every thread.
@@ -193,6 +201,7 @@ impl Pipeline {
                         engines.judge.as_ref(),
                         dir,
                         spec,
+                        cfg.judge_trunks,
                     )?) as Box<dyn Judge>),
                     other => Err(unsupported_family(other)),
                 }
@@ -290,6 +299,7 @@ impl Pipeline {
             quality: quality::image_checks(&self.cfg.quality, ing.info.width, ing.info.height),
             timings: Timings::default(),
             model_pack: self.pack.clone(),
+            views: Vec::new(),
         };
         let finish = |mut v: Verdict, mut timings: Timings| {
             timings.total_ms = ms(t0);
@@ -378,6 +388,7 @@ impl Pipeline {
         };
         verdict.live_score = Some(scores.live_score);
         verdict.per_model = scores.per_model;
+        verdict.views = judge_views(&self.judges, &ing.image, &work_box, &opts.views)?;
         finish(verdict, timings)
     }
 }

@@ -17,7 +17,7 @@ use facelive_models::{
 
 use super::cv_lanczos::lanczos4;
 use super::cv_linear::resize_region;
-use super::{Judge, JudgeOutput};
+use super::{Judge, JudgeOutput, View};
 use crate::face::BBox;
 use crate::image::RgbImage;
 use crate::ingest::resize::area_downscale;
@@ -29,6 +29,8 @@ pub struct Classifier {
     model: Arc<dyn Model>,
     input: InputSpec,
     judge: JudgeSpec,
+    /// Whether the run also returns the trunk (after the features).
+    trunk: bool,
 }
 
 /// Inclusive pixel rectangle of the crop.
@@ -87,6 +89,7 @@ impl Classifier {
         backend: &dyn Backend,
         dir: &Path,
         spec: &ModelSpec,
+        with_trunk: bool,
     ) -> Result<Self, PipelineError> {
         let judge = spec.judge.clone().ok_or_else(|| {
             PipelineError::InvalidRequest(format!("{} is not an anti-spoof model", spec.name))
@@ -97,13 +100,23 @@ impl Classifier {
             Layout::NHWC => [1, s, s, 3],
         };
         // The features come out of the same run as the score.
-        let extra: Vec<String> = judge.features.iter().map(|f| f.node.clone()).collect();
+        let mut extra: Vec<String> = judge.features.iter().map(|f| f.node.clone()).collect();
+        let trunk = judge.features.as_ref().and_then(|f| f.trunk.clone());
+        if with_trunk {
+            extra.push(trunk.ok_or_else(|| {
+                PipelineError::InvalidRequest(format!(
+                    "{} declares no trunk in its manifest entry's features",
+                    spec.name
+                ))
+            })?);
+        }
         let model = backend.load_with_outputs(&dir.join(&spec.file), &shape, &extra)?;
         Ok(Self {
             name: spec.name.clone(),
             model,
             input: spec.input.clone(),
             judge,
+            trunk: with_trunk,
         })
     }
 }
@@ -236,9 +249,16 @@ impl Judge for Classifier {
         self.judge.weight
     }
 
-    fn judge(&self, img: &RgbImage, bbox: &BBox) -> Result<JudgeOutput, PipelineError> {
+    fn judge_view(
+        &self,
+        img: &RgbImage,
+        bbox: &BBox,
+        view: &View,
+    ) -> Result<JudgeOutput, PipelineError> {
         let s = self.input.size;
-        let crop = declared_crop(img, bbox, &self.judge.crop, self.judge.resize, s as u32);
+        let b = view.apply_to_box(bbox);
+        let mut crop = declared_crop(img, &b, &self.judge.crop, self.judge.resize, s as u32);
+        view.apply_to_crop(&mut crop);
         let t = to_planar(&crop, s, s, &self.input);
         let shape = match self.input.layout {
             Layout::NCHW => vec![1, 3, s, s],
@@ -265,9 +285,19 @@ impl Judge for Classifier {
             ),
             None => None,
         };
+        let trunk = match self.trunk {
+            true => Some(
+                outputs
+                    .next()
+                    .ok_or_else(|| self.wrong("returned no trunk".to_string()))?
+                    .data,
+            ),
+            false => None,
+        };
         Ok(JudgeOutput {
             live_score: live_probability(&out.data, o),
             features,
+            trunk,
         })
     }
 }
