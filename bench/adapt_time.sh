@@ -4,7 +4,8 @@
 # five projects), through the release build, with peak memory. Figures go into
 # docs/BENCHMARKS.md by hand.
 #
-#   bench/adapt_time.sh
+#   bench/adapt_time.sh                 # the head
+#   bench/adapt_time.sh --fine-tune     # and fine-tuning on the same folds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${FACELIVE_SHARED:-../shared}
@@ -21,5 +22,5 @@ head -n 1000 "$work/rows.csv" >> "$work/manifest.csv"
 echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "rows: $(($(wc -l < "$work/manifest.csv") - 1))"
 /usr/bin/time -f "wall %e s, user %U s, peak RSS %M KB" \
-  "$bin" adapt "$work/manifest.csv" --group-by source_repo --out "$work/out" --force |
+  "$bin" adapt "$work/manifest.csv" --group-by source_repo --out "$work/out" --force "$@" |
   grep -E "^Time on this machine|^At balanced"

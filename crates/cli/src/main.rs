@@ -7,6 +7,7 @@ mod config;
 mod dataset;
 mod endpoint;
 mod eval;
+mod finetune;
 mod models_cmd;
 mod serve;
 

@@ -409,3 +409,91 @@ fn the_server_runs_the_pack_named_in_its_config_file_and_says_so() {
         "{info}"
     );
 }
+
+/// The ACER in `report.md`'s fine-tuning table for the row named `name`.
+fn fine_tune_acer(report: &str, name: &str) -> f64 {
+    let prefix = format!("| {name} | ");
+    let section = report
+        .split("## Fine-tuning")
+        .nth(1)
+        .expect("a fine-tuning section");
+    let line = section
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.contains("% |"))
+        .unwrap_or_else(|| panic!("no {name:?} row:\n{report}"));
+    line[prefix.len()..]
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn fine_tuning_is_measured_against_the_head_on_the_same_folds() {
+    // Grouped by image (leaky, as above), fine-tuning has something to learn: it must beat
+    // the base pack out of fold, or the training does not work. What it writes is still
+    // the head's pack, on the shipped backbones.
+    let (_tmp, out) = domain_copy(|_| {});
+    let set = out.parent().unwrap().join("manifest.csv");
+    let o = facelive()
+        .arg("adapt")
+        .arg(&set)
+        .args([
+            "--group-by",
+            "file",
+            "--seed",
+            "7",
+            "--fine-tune",
+            "--views",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = ok(&o);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Fine-tuning the judges' last block"),
+        "{stdout}"
+    );
+    assert!(report.contains("trained on 2 views"), "{report}");
+    let base = fine_tune_acer(&report, "base, calibrated");
+    let tuned = fine_tune_acer(&report, "fine-tuned judges");
+    assert!(
+        tuned < base - 10.0,
+        "fine-tuned {tuned}% against base {base}%"
+    );
+    assert!(report.contains("(one-sided exact McNemar p = "), "{report}");
+    let pack = pack_toml(&out);
+    let shas: Vec<&str> = pack["backbone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sha256"].as_str().unwrap())
+        .collect();
+    let m = facelive_models::Manifest::builtin();
+    let shipped: Vec<&str> = m.pack_models().iter().map(|s| s.sha256.as_str()).collect();
+    assert_eq!(shas, shipped);
+}
+
+#[test]
+fn fine_tuning_settings_without_fine_tune_are_refused() {
+    let o = facelive()
+        .args([
+            "adapt",
+            "set.csv",
+            "--group-by",
+            "g",
+            "--out",
+            "o",
+            "--views",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--fine-tune"), "{err}");
+}
