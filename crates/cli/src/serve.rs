@@ -79,9 +79,15 @@ pub struct ServeArgs {
     /// Open connections at once; beyond, new ones are closed at once.
     #[arg(long, env = "FACELIVE_MAX_CONNECTIONS", default_value_t = Connections::default().max_connections)]
     pub max_connections: usize,
-    /// Seconds a client has to send a request's headers.
+    /// Seconds a client has to send a request's headers; also how long a new connection
+    /// may stay without a request (its first byte included) before it is closed.
     #[arg(long, env = "FACELIVE_HEADER_TIMEOUT", default_value_t = Connections::default().header_read_timeout.as_secs())]
     pub header_timeout: u64,
+    /// Seconds an HTTP/2 connection may stay with no stream in flight after its last
+    /// answer before it is closed (pings do not count; an HTTP/1 connection waits at most
+    /// the header timeout for its next request).
+    #[arg(long, env = "FACELIVE_IDLE_TIMEOUT", default_value_t = Connections::default().idle_timeout.as_secs())]
+    pub idle_timeout: u64,
     /// Seconds between the stop signal (SIGTERM) and closing the listener, during which
     /// `/ready` answers 503 and requests are still served; requests in flight then finish.
     /// A second signal stops at once.
@@ -206,6 +212,7 @@ impl ServeArgs {
             connections: Connections {
                 max_connections: self.max_connections.max(1),
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
                 drain: Duration::from_secs(self.drain),
                 ..Connections::default()
             },

@@ -115,11 +115,15 @@ impl Default for SessionConfig {
 /// Bounds on connections, whatever their requests do.
 #[derive(Debug, Clone)]
 pub struct Connections {
-    /// Open connections at once; beyond, new ones are closed at once.
+    /// Open connections at once; beyond, the one idle the longest is closed to make room
+    /// (a new one is closed at once only when every open one is busy).
     pub max_connections: usize,
-    /// Time a client has to send a request's headers (HTTP/1).
+    /// Time a client has to send a request's headers (HTTP/1), and time a new connection
+    /// may stay without a request.
     pub header_read_timeout: Duration,
-    /// HTTP/2 keep-alive ping interval: a peer that stops answering is dropped.
+    /// Time a connection may stay with no request in flight after its last answer (HTTP/2;
+    /// HTTP/1 waits at most `header_read_timeout` for its next request); also the HTTP/2
+    /// keep-alive ping interval (a peer that stops answering is dropped).
     pub idle_timeout: Duration,
     /// After the stop signal, how long `/ready` answers 503 while requests are still
     /// accepted and served, so that load balancers and Kubernetes take the server out of
@@ -132,7 +136,9 @@ impl Default for Connections {
         Self {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
+            // Above the 60 s idle timeout of common load balancers, so that they, not
+            // facelive, close the pooled connections they keep to it.
+            idle_timeout: Duration::from_secs(75),
             // Endpoint removal reaches kube-proxy and ingresses within a few seconds; a
             // load balancer checking `/ready` every second sees it sooner.
             drain: Duration::from_secs(5),

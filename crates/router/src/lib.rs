@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+mod conn;
 mod dialects;
 pub mod error;
 pub mod input;
@@ -295,8 +296,10 @@ pub async fn warm_up(state: &AppState) -> Result<(), ApiError> {
 ///
 /// The accept loop is facelive's own rather than `axum::serve` for what a server facing
 /// the internet needs: a deadline for a request's headers (hyper enforces none without a
-/// timer, so connections trickling headers stayed open indefinitely) and a bound on open
-/// connections (beyond it new ones are closed at once).
+/// timer, so connections trickling headers stayed open indefinitely), a deadline for a
+/// connection with no request in flight (the first byte, keep-alive, HTTP/2 with no
+/// stream: `conn`), and a bound on open connections (beyond it the connection idle the
+/// longest is closed, or, when all are busy, the new one).
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
@@ -308,6 +311,25 @@ pub async fn serve(
     serve_connections(state, listener, shutdown).await
 }
 
+/// A place for a new connection: a free one, or the one the connection idle the longest
+/// gives up; `None` when every open connection is busy.
+async fn place(
+    open: &Arc<tokio::sync::Semaphore>,
+    registry: &conn::Registry,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = open.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    if !registry.evict_oldest_idle() {
+        return None;
+    }
+    // The evicted connection's task ends as soon as it is told: its place follows.
+    tokio::time::timeout(std::time::Duration::from_secs(1), open.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
 /// [`serve`] without the warm-up: accepts and serves connections until `shutdown`.
 pub async fn serve_connections(
     state: Arc<AppState>,
@@ -316,6 +338,7 @@ pub async fn serve_connections(
 ) -> std::io::Result<()> {
     let conn = state.cfg.connections.clone();
     let open = Arc::new(tokio::sync::Semaphore::new(conn.max_connections));
+    let registry = Arc::new(conn::Registry::default());
     let app = app(state.clone());
     let graceful = GracefulShutdown::new();
     // Stop signal, then the drain: not ready, still serving; then the listener closes.
@@ -340,10 +363,23 @@ pub async fn serve_connections(
             },
             _ = &mut drained => break,
         };
-        let Ok(place) = open.clone().try_acquire_owned() else {
+        let Some(place) = place(&open, &registry).await else {
             metrics::counter!("facelive_connections_refused_total").increment(1);
             continue;
         };
+        let entry = registry.enter();
+        let activity = entry.activity.clone();
+        // Each request marks the connection busy until its answer is ready.
+        let service = tower::ServiceBuilder::new()
+            .map_future(move |fut| {
+                let busy = activity.begin();
+                async move {
+                    let answer = fut.await;
+                    drop(busy);
+                    answer
+                }
+            })
+            .service(app.clone());
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -354,14 +390,13 @@ pub async fn serve_connections(
             .timer(TokioTimer::new())
             .keep_alive_interval(conn.idle_timeout);
         let served = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(app.clone()),
-            )
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let served = graceful.watch(served);
+        let (first, idle) = (conn.header_read_timeout, conn.idle_timeout);
         tokio::spawn(async move {
-            let _ = served.await;
+            conn::until_idle(served, &entry.activity, first, idle).await;
+            drop(entry);
             drop(place);
         });
     }

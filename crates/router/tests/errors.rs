@@ -723,34 +723,104 @@ async fn slow_headers_and_surplus_connections_are_closed() {
         closed_after >= Duration::from_millis(900),
         "{closed_after:?}"
     );
-    // Four idle connections fill the limit; a fifth is closed without an answer.
+}
+
+/// Time until the server closes `conn` (reads see the end), sending `ping` every 200 ms
+/// meanwhile; panics past 10 s.
+async fn closed_within(conn: &mut tokio::net::TcpStream, ping: &[u8]) -> Duration {
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        if !ping.is_empty() && conn.write_all(ping).await.is_err() {
+            return t0.elapsed();
+        }
+        match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return t0.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) => assert!(t0.elapsed() < Duration::from_secs(10), "still open"),
+        }
+    }
+}
+
+/// A connection that sends no byte, or no request (HTTP/2 with pings and no stream), is
+/// closed at the header deadline; so is an HTTP/1 keep-alive connection waiting for its
+/// next request (hyper's header deadline runs from the end of the last answer).
+#[tokio::test]
+async fn connections_without_a_request_are_closed() {
+    let mut cfg = config();
+    cfg.connections.header_read_timeout = Duration::from_secs(1);
+    cfg.connections.idle_timeout = Duration::from_secs(2);
+    let s = start(cfg).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let after = closed_within(&mut silent, b"").await;
+    assert!(after >= Duration::from_millis(900), "{after:?}");
+
+    // h2c with prior knowledge: the preface, empty SETTINGS, then PINGs and no stream.
+    let mut h2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let ping = b"\0\0\x08\x06\0\0\0\0\0facelive";
+    let after = closed_within(&mut h2, ping).await;
+    assert!(after >= Duration::from_millis(900), "{after:?}");
+
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let after = closed_within(&mut kept, b"").await;
+    assert!(after >= Duration::from_millis(900), "{after:?}");
+}
+
+/// At the connection limit, a new client is served: the connection idle the longest is
+/// closed to make room. Only when every connection is busy is the new one closed.
+#[tokio::test]
+async fn at_the_limit_the_oldest_idle_connection_makes_room() {
+    let mut cfg = config();
+    cfg.connections.max_connections = 4;
+    let s = start(cfg).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let health = || async { s.client.get(format!("{}/health", s.base)).send().await };
+    assert_eq!(health().await.unwrap().status(), 200);
+    let mut buf = [0u8; 16];
+    let oldest = tokio::time::timeout(Duration::from_secs(2), idle[0].read(&mut buf)).await;
+    assert!(matches!(oldest, Ok(Ok(0)) | Ok(Err(_))), "the oldest idle is closed");
+    let next = tokio::time::timeout(Duration::from_millis(300), idle[1].read(&mut buf)).await;
+    assert!(next.is_err(), "the others stay open");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Four uploads in progress: busy, so a fifth connection finds no room.
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(
+            b"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer native-key\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        busy.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let _ = fifth
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .await;
-    let mut buf = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(2), fifth.read_to_end(&mut buf))
+    let mut out = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(3), fifth.read_to_end(&mut out))
         .await
-        .expect("closed at once")
+        .expect("closed")
         .unwrap_or(0);
-    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf));
-    // Once they go, the server answers again.
-    drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        s.client
-            .get(format!("{}/health", s.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&out));
 }
 
 /// With a decode budget smaller than one camera frame, concurrent requests and an image
