@@ -172,6 +172,50 @@ fn an_unauthenticated_flood_is_logged_as_one_summary() {
     );
 }
 
+/// Requests that fail validation are as easy to repeat for a key or token holder as bad
+/// keys are for anyone: a flood of them, each with a 60 KB request id, adds one summary
+/// line, not a line (or a request id) each.
+#[test]
+fn an_authenticated_flood_of_failing_requests_is_logged_as_one_summary() {
+    use std::io::{Read, Write};
+    let (mut server, port, log) = logged_server(&[("FACELIVE_API_KEY", "the-key")]);
+    let before = std::fs::metadata(log.path()).unwrap().len();
+    let id = "r".repeat(60_000);
+    let failing = |n: usize| {
+        for _ in 0..n {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let head = format!(
+                "POST /v1/quality HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer the-key\r\n\
+                 X-Request-Id: {id}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\
+                 Connection: close\r\n\r\n{{}}"
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        }
+    };
+    failing(300);
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    failing(1);
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let flood = &text[before as usize..];
+    assert!(
+        flood.len() < 2000,
+        "{} bytes of log for 301 failing requests:\n{}",
+        flood.len(),
+        &flood[..flood.len().min(3000)]
+    );
+    let summaries: Vec<&str> = flood.lines().filter(|l| l.contains("total=")).collect();
+    assert_eq!(summaries.len(), 1, "{flood}");
+    assert!(
+        summaries[0].contains("total=301") && summaries[0].contains("invalid_json"),
+        "{flood}"
+    );
+}
+
 #[test]
 fn a_misspelled_serve_setting_in_the_file_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -150,7 +150,7 @@ impl AppState {
             .increment(1);
         metrics::histogram!("facelive_request_duration_seconds", "dialect" => dialect).record(secs);
         match &res {
-            Err(e) if refusals::is_refusal(e) => self.refusals.note(label),
+            Err(e) if refusals::is_summarised(e) => self.refusals.note(label),
             // Overload, not a fault: a warning, like the refusals.
             Err(ApiError::Timeout) => {
                 tracing::warn!(

@@ -1,6 +1,8 @@
-//! Refusals (bad keys, overload, slow or oversized bodies) are what a flood is made of, so
-//! they are not logged one by one: they are counted in `/metrics` like every request, and
-//! summed here into at most one warning per interval, with a count per error code.
+//! Refusals (bad keys, overload, slow or oversized bodies) and client errors (requests that
+//! fail validation, whoever sends them: a session token sits in end users' browsers) are
+//! what a flood is made of, so they are not logged one by one: they are counted in
+//! `/metrics` like every request, and summed here into at most one warning per interval,
+//! with a count per error code. No client can make the log grow faster than that.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,16 +23,10 @@ struct Window {
     counts: BTreeMap<&'static str, u64>,
 }
 
-/// Whether an error is a refusal that floods can repeat (logged in summaries only).
-pub fn is_refusal(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::Unauthorized
-            | ApiError::Busy
-            | ApiError::KeyBusy { .. }
-            | ApiError::SlowBody { .. }
-            | ApiError::BodyTooLarge { .. }
-    )
+/// Whether an error is one a client can repeat at will (logged in summaries only): every
+/// client error, authenticated or not, and overload.
+pub fn is_summarised(e: &ApiError) -> bool {
+    e.mapping().status.is_client_error() || matches!(e, ApiError::Busy)
 }
 
 impl Refusals {
@@ -64,7 +60,7 @@ impl Refusals {
                 total,
                 by_code = ?counts,
                 seconds = self.interval.as_secs(),
-                "requests refused since the last summary"
+                "requests refused or failed by the client since the last summary"
             );
         }
     }
