@@ -76,6 +76,13 @@ pub struct ServeArgs {
     /// the answer (429 `too_many_requests` beyond); 0 for no limit.
     #[arg(long, env = "FACELIVE_PER_KEY_REQUESTS", default_value_t = Limits::default().per_key_requests)]
     pub per_key_requests: usize,
+    /// Requests one capture session token may have in flight at once; tokens have places of
+    /// their own, apart from the key that made them (429 beyond); 0 for no limit.
+    #[arg(long, env = "FACELIVE_PER_TOKEN_REQUESTS", default_value_t = Limits::default().per_token_requests)]
+    pub per_token_requests: usize,
+    /// Requests all session tokens together may have in flight at once; 0 for no limit.
+    #[arg(long, env = "FACELIVE_TOKEN_REQUESTS", default_value_t = Limits::default().token_requests)]
+    pub token_requests: usize,
     /// Open connections at once; beyond, new ones are closed at once.
     #[arg(long, env = "FACELIVE_MAX_CONNECTIONS", default_value_t = Connections::default().max_connections)]
     pub max_connections: usize,
@@ -190,6 +197,8 @@ impl ServeArgs {
                 body_grace: Duration::from_secs(self.body_grace),
                 decode_budget_pixels: self.decode_budget_pixels,
                 per_key_requests: self.per_key_requests,
+                per_token_requests: self.per_token_requests,
+                token_requests: self.token_requests,
                 native_body: self.native_max_body,
                 nhn_file: self.nhn_max_file,
                 accura_file: self.accura_max_file,

@@ -1,6 +1,7 @@
 //! API keys: compared in constant time, never logged.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
@@ -30,36 +31,114 @@ impl ApiKey {
 
 /// How many requests each key may have in flight at once (reading its body, waiting, or
 /// being judged): one client with a valid key cannot take every connection and buffer.
+/// Capture session tokens have places of their own, apart from the key that made them: a
+/// few per token and a cap for all together, so the key's own requests are never refused
+/// because of what holders of its tokens (end users' browsers) do.
 pub struct KeyLimits {
     limit: usize,
     in_flight: [Arc<Semaphore>; ApiKey::ALL.len()],
+    per_token: usize,
+    all_tokens: usize,
+    tokens: Arc<Semaphore>,
+    /// Requests in flight per token id (only tokens with one or more).
+    token_open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A request's place, held until it is answered.
+pub struct Place {
+    _permit: OwnedSemaphorePermit,
+    _token: Option<TokenSlot>,
+}
+
+struct TokenSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    id: String,
+}
+
+impl Drop for TokenSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(n) = open.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.id);
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<HashMap<String, usize>>) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    // The counts stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// 0 means no limit.
+fn places(limit: usize) -> usize {
+    if limit == 0 {
+        Semaphore::MAX_PERMITS
+    } else {
+        limit
+    }
 }
 
 impl KeyLimits {
-    /// `limit` requests per key; 0 for no limit.
-    pub fn new(limit: usize) -> Self {
-        let n = if limit == 0 {
-            Semaphore::MAX_PERMITS
-        } else {
-            limit
-        };
+    /// `limit` requests per key, `per_token` per session token and `all_tokens` for every
+    /// token together; 0 for no limit.
+    pub fn new(limit: usize, per_token: usize, all_tokens: usize) -> Self {
         Self {
             limit,
-            in_flight: std::array::from_fn(|_| Arc::new(Semaphore::new(n))),
+            in_flight: std::array::from_fn(|_| Arc::new(Semaphore::new(places(limit)))),
+            per_token: places(per_token),
+            all_tokens,
+            tokens: Arc::new(Semaphore::new(places(all_tokens))),
+            token_open: Arc::default(),
         }
     }
 
     /// A place for one request of `key`, held until the request is answered, or
     /// `KeyBusy` (429) when the key has all its places in use.
-    pub fn admit(&self, key: ApiKey) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub fn admit(&self, key: ApiKey) -> Result<Place, ApiError> {
         let i = ApiKey::ALL
             .iter()
             .position(|k| *k == key)
             .expect("every key is listed");
-        self.in_flight[i]
+        let permit = self.in_flight[i]
             .clone()
             .try_acquire_owned()
-            .map_err(|_| ApiError::KeyBusy { limit: self.limit })
+            .map_err(|_| ApiError::KeyBusy { limit: self.limit })?;
+        Ok(Place {
+            _permit: permit,
+            _token: None,
+        })
+    }
+
+    /// A place for one request of the session token `id`, or `TokenBusy` (429) when the
+    /// token, or all tokens together, have their places in use.
+    pub fn admit_token(&self, id: &str) -> Result<Place, ApiError> {
+        let permit = self
+            .tokens
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TokenBusy {
+                limit: self.all_tokens,
+                all: true,
+            })?;
+        let mut open = lock(&self.token_open);
+        let n = open.entry(id.to_string()).or_insert(0);
+        if *n >= self.per_token {
+            return Err(ApiError::TokenBusy {
+                limit: self.per_token,
+                all: false,
+            });
+        }
+        *n += 1;
+        Ok(Place {
+            _permit: permit,
+            _token: Some(TokenSlot {
+                open: self.token_open.clone(),
+                id: id.to_string(),
+            }),
+        })
     }
 }
 
@@ -104,5 +183,35 @@ mod tests {
         assert!(check_header(true, &h, "authorization", "Bearer ", Some("k2")).is_err());
         assert!(check_header(true, &h, "authorization", "Bearer ", None).is_err());
         assert!(check_header(false, &HeaderMap::new(), "x", "", None).is_ok());
+    }
+
+    #[test]
+    fn tokens_never_take_the_keys_places() {
+        let l = KeyLimits::new(2, 1, 3);
+        let a = l.admit_token("a").unwrap();
+        assert!(matches!(
+            l.admit_token("a"),
+            Err(ApiError::TokenBusy {
+                limit: 1,
+                all: false
+            })
+        ));
+        let _b = l.admit_token("b").unwrap();
+        let _c = l.admit_token("c").unwrap();
+        assert!(matches!(
+            l.admit_token("d"),
+            Err(ApiError::TokenBusy {
+                limit: 3,
+                all: true
+            })
+        ));
+        // With every token place taken, the key still has both of its own.
+        let _k1 = l.admit(ApiKey::Native).unwrap();
+        let _k2 = l.admit(ApiKey::Native).unwrap();
+        assert!(l.admit(ApiKey::Native).is_err());
+        // An answered request gives its token's place back.
+        drop(a);
+        let _a = l.admit_token("a").unwrap();
+        assert_eq!(lock(&l.token_open).len(), 3);
     }
 }

@@ -30,6 +30,10 @@ pub struct Limits {
     pub decode_budget_pixels: u64,
     /// Requests one API key may have in flight at once (0: no limit).
     pub per_key_requests: usize,
+    /// Requests one capture session token may have in flight at once, apart from its key's.
+    pub per_token_requests: usize,
+    /// Requests all session tokens together may have in flight at once.
+    pub token_requests: usize,
     pub native_body: usize,
     pub nhn_file: usize,
     pub accura_file: usize,
@@ -51,6 +55,12 @@ impl Default for Limits {
             // tenant is never limited before the server's own 503; low enough that one key's
             // slow uploads cannot hold 1024 connections and their buffers.
             per_key_requests: 64,
+            // One capture needs one at a time (guidance, then the check); two leave room
+            // for a page that retries while its last call is still answered.
+            per_token_requests: 2,
+            // Every capture page of a busy integrator at once, well under what a key's
+            // slow uploads may hold; tokens cannot take the key's own places anyway.
+            token_requests: 64,
             native_body: 15_000_000,
             nhn_file: 3_000_000,
             accura_file: 1_000_000,

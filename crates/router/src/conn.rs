@@ -159,7 +159,8 @@ mod tests {
     async fn a_connection_without_a_request_expires_after_the_first_deadline() {
         let a = Activity::new();
         let t0 = Instant::now();
-        a.expired(Duration::from_secs(10), Duration::from_secs(60)).await;
+        a.expired(Duration::from_secs(10), Duration::from_secs(60))
+            .await;
         assert_eq!(t0.elapsed().as_secs(), 10);
     }
 
@@ -171,11 +172,15 @@ mod tests {
         let watch = {
             let a = a.clone();
             tokio::spawn(async move {
-                a.expired(Duration::from_secs(10), Duration::from_secs(30)).await;
+                a.expired(Duration::from_secs(10), Duration::from_secs(30))
+                    .await;
             })
         };
         tokio::time::sleep(Duration::from_secs(100)).await;
-        assert!(!watch.is_finished(), "expired while a request was in flight");
+        assert!(
+            !watch.is_finished(),
+            "expired while a request was in flight"
+        );
         drop(busy);
         watch.await.unwrap();
         assert_eq!(t0.elapsed().as_secs(), 100 + 30);
@@ -194,9 +199,11 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(1), old.activity.expired(first, first))
             .await
             .expect("the oldest idle one closes at once");
-        let young_closed =
-            tokio::time::timeout(Duration::from_millis(1), young.activity.expired(first, first))
-                .await;
+        let young_closed = tokio::time::timeout(
+            Duration::from_millis(1),
+            young.activity.expired(first, first),
+        )
+        .await;
         assert!(young_closed.is_err(), "only the oldest is asked");
         drop((old, young));
         assert!(!r.evict_oldest_idle(), "a busy connection is never evicted");

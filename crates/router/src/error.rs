@@ -45,6 +45,8 @@ pub enum ApiError {
     SlowBody { min_rate: u64 },
     #[error("this API key already has {limit} requests in flight; retry shortly")]
     KeyBusy { limit: usize },
+    #[error("{}", if *all { format!("capture sessions already have {limit} requests in flight together; retry shortly") } else { format!("this session token already has {limit} requests in flight; retry shortly") })]
+    TokenBusy { limit: usize, all: bool },
     #[error("face not found: no face was detected in the image")]
     FaceNotFound,
     #[error("the server is at capacity; retry shortly")]
@@ -184,7 +186,7 @@ impl ApiError {
                 NHN_TIMEOUT,
                 "REQUEST_TIMEOUT",
             ),
-            ApiError::KeyBusy { .. } => map(
+            ApiError::KeyBusy { .. } | ApiError::TokenBusy { .. } => map(
                 S::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 NHN_SERVER,
@@ -259,7 +261,10 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         matches!(
             self,
-            ApiError::Busy | ApiError::KeyBusy { .. } | ApiError::Timeout
+            ApiError::Busy
+                | ApiError::KeyBusy { .. }
+                | ApiError::TokenBusy { .. }
+                | ApiError::Timeout
         )
         .then_some(1)
     }
@@ -280,7 +285,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge { .. }
             | ApiError::SlowBody { .. }
-            | ApiError::KeyBusy { .. } => status,
+            | ApiError::KeyBusy { .. }
+            | ApiError::TokenBusy { .. } => status,
             _ if status.is_client_error() => StatusCode::OK,
             _ => status,
         }

@@ -91,7 +91,11 @@ impl AppState {
         Ok(Arc::new(Self {
             workers: Workers::new(cfg.workers, cfg.queue, cfg.limits.decode_budget_pixels),
             fetcher: Fetcher::new(cfg.fetch.clone())?,
-            key_limits: KeyLimits::new(cfg.limits.per_key_requests),
+            key_limits: KeyLimits::new(
+                cfg.limits.per_key_requests,
+                cfg.limits.per_token_requests,
+                cfg.limits.token_requests,
+            ),
             sessions: sessions::Sessions::new(cfg.sessions.secret.as_deref(), cfg.sessions.ttl),
             pipeline,
             cfg,
@@ -121,8 +125,13 @@ impl AppState {
     }
 
     /// One of `key`'s in-flight places, held by the caller until it answers.
-    pub(crate) fn admit_key(&self, key: ApiKey) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub(crate) fn admit_key(&self, key: ApiKey) -> Result<auth::Place, ApiError> {
         self.key_limits.admit(key)
+    }
+
+    /// One of the session token `id`'s places (apart from its key's), held until it answers.
+    pub(crate) fn admit_token(&self, id: &str) -> Result<auth::Place, ApiError> {
+        self.key_limits.admit_token(id)
     }
 
     pub(crate) async fn fetch(&self, url: &str, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
@@ -324,10 +333,13 @@ async fn place(
         return None;
     }
     // The evicted connection's task ends as soon as it is told: its place follows.
-    tokio::time::timeout(std::time::Duration::from_secs(1), open.clone().acquire_owned())
-        .await
-        .ok()?
-        .ok()
+    tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        open.clone().acquire_owned(),
+    )
+    .await
+    .ok()?
+    .ok()
 }
 
 /// [`serve`] without the warm-up: accepts and serves connections until `shutdown`.

@@ -114,9 +114,9 @@ impl Sessions {
         Ok((id.to_string(), exp))
     }
 
-    /// For guidance calls: the token stays usable.
-    pub fn check(&self, token: &str) -> Result<(), SessionRefusal> {
-        self.valid(token).map(|_| ())
+    /// For guidance calls: the token stays usable. Gives its id.
+    pub fn check(&self, token: &str) -> Result<String, SessionRefusal> {
+        self.valid(token).map(|(id, _)| id)
     }
 
     /// For the liveness check: the token is used up, whatever the check's outcome.
@@ -142,18 +142,25 @@ mod tests {
         let s = Sessions::new(Some("shared secret"), Duration::from_secs(60));
         let t = s.issue();
         assert!(is_token(&t.token));
-        assert_eq!(s.check(&t.token), Ok(()));
-        assert_eq!(s.check(&t.token), Ok(()), "guidance does not use it up");
+        assert_eq!(s.check(&t.token).map(|_| ()), Ok(()));
+        assert_eq!(
+            s.check(&t.token).map(|_| ()),
+            Ok(()),
+            "guidance does not use it up"
+        );
         assert_eq!(s.consume(&t.token), Ok(()));
         assert_eq!(s.consume(&t.token), Err(SessionRefusal::Used));
-        assert_eq!(s.check(&t.token), Err(SessionRefusal::Used));
+        assert_eq!(s.check(&t.token).map(|_| ()), Err(SessionRefusal::Used));
 
         // Another replica with the same secret accepts it; another secret does not.
         let t = s.issue();
         let same = Sessions::new(Some("shared secret"), Duration::from_secs(60));
-        assert_eq!(same.check(&t.token), Ok(()));
+        assert_eq!(same.check(&t.token).map(|_| ()), Ok(()));
         let other = Sessions::new(Some("another"), Duration::from_secs(60));
-        assert_eq!(other.check(&t.token), Err(SessionRefusal::Invalid));
+        assert_eq!(
+            other.check(&t.token).map(|_| ()),
+            Err(SessionRefusal::Invalid)
+        );
 
         // A changed expiry breaks the signature.
         let (body, sig) = t.token.rsplit_once('.').unwrap();

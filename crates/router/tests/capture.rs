@@ -193,3 +193,59 @@ async fn the_capture_page_and_its_module_come_from_the_binary() {
         .unwrap();
     assert!(docs.contains("href=\"/capture\""));
 }
+
+/// Slow uploads held open with `token` on the guidance endpoint (which does not use the
+/// token up): each holds one of the token's places until it is dropped.
+async fn slow_uploads(s: &Server, token: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /v1/quality HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        held.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held
+}
+
+/// Holders of session tokens (end users' browsers) cannot lock the integrator out: tokens
+/// have places of their own, two each by default, apart from the key that made them.
+#[tokio::test]
+async fn token_holders_never_take_the_keys_places() {
+    let mut cfg = config();
+    cfg.limits.per_key_requests = 2;
+    let s = start(cfg).await;
+    let mut tokens = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (code, j) = new_session(&s, "native-key").await;
+        assert_eq!(code, 201, "{j}");
+        let t = j["token"].as_str().unwrap().to_string();
+        held.extend(slow_uploads(&s, &t, 2).await);
+        tokens.push(t);
+    }
+    // Six token uploads in flight, three times the key's own places.
+    let (code, j) = post_image(&s, "/v1/quality", &tokens[0], LIVE).await;
+    assert_eq!(code, 429, "{j}");
+    assert_eq!(j["error"]["code"], "too_many_requests");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("session token"), "{msg}");
+    // The key's own requests are all answered.
+    let (a, b) = tokio::join!(
+        post_image(&s, "/v1/liveness", "native-key", LIVE),
+        post_image(&s, "/v1/liveness", "native-key", LIVE)
+    );
+    for (code, j) in [a, b] {
+        assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
+    }
+    // A token refused for load is not used up: once its uploads end, it judges once.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, j) = post_image(&s, "/v1/liveness", &tokens[0], LIVE).await;
+    assert_eq!((code, j["outcome"].as_str()), (200, Some("live")), "{j}");
+}

@@ -793,7 +793,10 @@ async fn at_the_limit_the_oldest_idle_connection_makes_room() {
     assert_eq!(health().await.unwrap().status(), 200);
     let mut buf = [0u8; 16];
     let oldest = tokio::time::timeout(Duration::from_secs(2), idle[0].read(&mut buf)).await;
-    assert!(matches!(oldest, Ok(Ok(0)) | Ok(Err(_))), "the oldest idle is closed");
+    assert!(
+        matches!(oldest, Ok(Ok(0)) | Ok(Err(_))),
+        "the oldest idle is closed"
+    );
     let next = tokio::time::timeout(Duration::from_millis(300), idle[1].read(&mut buf)).await;
     assert!(next.is_err(), "the others stay open");
     drop(idle);

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, request_id, FractionBox};
 
-use tokio::sync::OwnedSemaphorePermit;
+use crate::auth::Place;
 
 use crate::auth::ApiKey;
 use crate::error::ApiError;
@@ -124,8 +124,10 @@ struct Asked {
     auto_rotate: Option<bool>,
 }
 
-/// The native key, or a capture session token: a verdict spends the token, guidance does not.
-fn authorize(state: &AppState, headers: &HeaderMap, purpose: Use) -> Result<(), ApiError> {
+/// The native key, or a capture session token, and a place for the request: the key's own,
+/// or the token's (apart from the key's). A verdict spends the token, guidance does not; a
+/// token is spent only once it has a place, so a refusal for load does not use it up.
+fn authorize(state: &AppState, headers: &HeaderMap, purpose: Use) -> Result<Place, ApiError> {
     let cfg = &state.cfg;
     let bearer = headers
         .get("authorization")
@@ -133,19 +135,24 @@ fn authorize(state: &AppState, headers: &HeaderMap, purpose: Use) -> Result<(), 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match bearer {
-        Some(t) if cfg.auth && sessions::is_token(t) => if purpose == Use::Verdict {
-            state.sessions.consume(t)
-        } else {
-            state.sessions.check(t)
+        Some(t) if cfg.auth && sessions::is_token(t) => {
+            let id = state.sessions.check(t).map_err(ApiError::Session)?;
+            let place = state.admit_token(&id)?;
+            if purpose == Use::Verdict {
+                state.sessions.consume(t).map_err(ApiError::Session)?;
+            }
+            Ok(place)
         }
-        .map_err(ApiError::Session),
-        _ => crate::auth::check_header(
-            cfg.auth,
-            headers,
-            "authorization",
-            "Bearer ",
-            cfg.keys.native.as_deref(),
-        ),
+        _ => {
+            crate::auth::check_header(
+                cfg.auth,
+                headers,
+                "authorization",
+                "Bearer ",
+                cfg.keys.native.as_deref(),
+            )?;
+            state.admit_key(ApiKey::Native)
+        }
     }
 }
 
@@ -155,9 +162,9 @@ async fn admit(
     headers: &HeaderMap,
     req: Request,
     purpose: Use,
-) -> Result<(OwnedSemaphorePermit, Request), ApiError> {
+) -> Result<(Place, Request), ApiError> {
     let cfg = &state.cfg;
-    match authorize(state, headers, purpose).and_then(|()| state.admit_key(ApiKey::Native)) {
+    match authorize(state, headers, purpose) {
         Ok(place) => Ok((place, req)),
         Err(e) => Err(input::refuse_unread(req, cfg.limits.native_body, &cfg.limits, e).await),
     }
