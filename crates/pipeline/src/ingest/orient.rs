@@ -2,8 +2,16 @@
 
 use crate::image::RgbImage;
 
-/// The EXIF Orientation tag (1..=8) from a raw TIFF/EXIF block; 1 when absent or invalid.
+/// The largest EXIF block read for its orientation: a JPEG APP1 segment's limit. Larger
+/// blocks (possible in PNG and WebP) are ignored, not parsed.
+pub const MAX_EXIF_BYTES: usize = 64 * 1024;
+
+/// The EXIF Orientation tag (1..=8) from a raw TIFF/EXIF block; 1 when absent, invalid or
+/// over [`MAX_EXIF_BYTES`].
 pub fn exif_orientation(tiff: &[u8]) -> u16 {
+    if tiff.len() > MAX_EXIF_BYTES {
+        return 1;
+    }
     let Ok(exif) = exif::Reader::new().read_raw(tiff.to_vec()) else {
         return 1;
     };
@@ -65,5 +73,21 @@ mod tests {
         let r2 = apply(strip(), 2);
         assert_eq!(r2.pixel(0, 0), [0, 0, 255]);
         assert_eq!(apply(strip(), 1).pixel(0, 0), [255, 0, 0]);
+    }
+
+    /// A big-endian TIFF block whose first IFD holds Orientation = 6, then `pad` bytes.
+    fn tiff(pad: usize) -> Vec<u8> {
+        let mut t = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        t.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]);
+        t.extend_from_slice(&[0; 4]);
+        t.resize(t.len() + pad, 0);
+        t
+    }
+
+    #[test]
+    fn exif_is_read_only_up_to_its_bound() {
+        assert_eq!(exif_orientation(&tiff(0)), 6);
+        assert_eq!(exif_orientation(&tiff(MAX_EXIF_BYTES - 26)), 6);
+        assert_eq!(exif_orientation(&tiff(MAX_EXIF_BYTES)), 1);
     }
 }

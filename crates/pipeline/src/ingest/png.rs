@@ -13,8 +13,18 @@ fn corrupt(reason: impl ToString) -> PipelineError {
     }
 }
 
+/// A decoder that inflates no metadata: colour profiles (iCCP) and compressed text
+/// (zTXt, iTXt) are zlib streams that can inflate a thousandfold, and facelive uses
+/// neither. The eXIf chunk is not compressed; its size is the file's.
+fn decoder(bytes: &[u8], limits: Limits) -> Decoder<Cursor<&[u8]>> {
+    let mut dec = Decoder::new_with_limits(Cursor::new(bytes), limits);
+    dec.set_ignore_iccp_chunk(true);
+    dec.set_ignore_text_chunk(true);
+    dec
+}
+
 pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), PipelineError> {
-    let reader = Decoder::new(Cursor::new(bytes))
+    let reader = decoder(bytes, Limits::default())
         .read_info()
         .map_err(corrupt)?;
     Ok((reader.info().width, reader.info().height))
@@ -25,7 +35,7 @@ pub(super) fn decode(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, Pipe
     let limits = Limits {
         bytes: (opts.max_pixels as usize).saturating_mul(8),
     };
-    let mut dec = Decoder::new_with_limits(Cursor::new(bytes), limits);
+    let mut dec = decoder(bytes, limits);
     dec.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(corrupt)?;
     let (w, h) = (reader.info().width, reader.info().height);

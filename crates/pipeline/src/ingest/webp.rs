@@ -25,13 +25,15 @@ pub(super) fn decode(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, Pipe
     let mut dec = WebPDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
     let (w, h) = dec.dimensions();
     check_pixels(w, h, opts)?;
-    dec.set_memory_limit((opts.max_pixels as usize).saturating_mul(4));
+    // The EXIF chunk is read only if it is small: its declared size is allocated first.
+    dec.set_memory_limit(orient::MAX_EXIF_BYTES);
     let orientation = dec
         .exif_metadata()
         .ok()
         .flatten()
         .map(|exif| orient::exif_orientation(&exif))
         .unwrap_or(1);
+    dec.set_memory_limit((opts.max_pixels as usize).saturating_mul(4));
     let size = dec
         .output_buffer_size()
         .ok_or_else(|| corrupt("image too large for this platform"))?;
