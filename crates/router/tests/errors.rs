@@ -1080,3 +1080,60 @@ async fn every_answer_forbids_sniffing_and_framing() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["x-frame-options"], "DENY");
 }
+
+/// Sends `request` as is on a new connection and returns what comes back until the
+/// connection closes, the answer's headers are complete, or 5 s pass.
+async fn raw(s: &Server, request: &[u8]) -> String {
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    // The rest of a short answer (its body) if it comes at once.
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A chunked body whose chunk size is not a number is a malformed request (400), not an
+/// oversized one.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_bad_request() {
+    let s = start(config()).await;
+    let answer = raw(
+        &s,
+        b"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer native-key\r\n\
+          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+          4\r\n{\"im\r\nzz\r\nnot a chunk\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_parameter"), "{answer}");
+}
+
+/// A client that waits for `100 Continue` before its body is refused with the final answer
+/// when its key is wrong: it is never invited to upload.
+#[tokio::test]
+async fn expect_continue_gets_the_refusal_not_an_invitation() {
+    let s = start(config()).await;
+    let head = |key: &str| {
+        format!(
+            "POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 50000\r\n\
+             Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let answer = raw(&s, head("wrong").as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // With the right key the upload is invited (and then cut short here).
+    let answer = raw(&s, head("native-key").as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 100"), "{answer}");
+}

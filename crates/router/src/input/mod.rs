@@ -35,9 +35,15 @@ fn declared_length(req: &Request) -> Option<usize> {
 /// slow-body rules): for answers decided before the body is read (a wrong key, a busy key,
 /// a wrong content type). hyper stops reading a body the handler dropped, and a client
 /// still uploading then fails on a reset and never sees the answer. A body declared over
-/// `limit` is not read: its 413 closes the connection, as it must.
+/// `limit` is not read: its 413 closes the connection, as it must. Nor is the body of a
+/// client waiting for `100 Continue`: it has sent none yet, and reading would invite it
+/// (hyper answers 100 when the body is first read), after a refusal.
 pub async fn refuse_unread(req: Request, limit: usize, limits: &Limits, e: ApiError) -> ApiError {
-    if declared_length(&req).is_some_and(|n| n > limit) {
+    let waits_to_send = req
+        .headers()
+        .get(axum::http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if waits_to_send || declared_length(&req).is_some_and(|n| n > limit) {
         return e;
     }
     let body = rate_guarded(req.into_body(), limits.min_body_rate, limits.body_grace);
@@ -77,9 +83,25 @@ pub async fn payload(req: Request, limit: usize, limits: &Limits) -> Result<Payl
 }
 
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|e| slow_body(&e).unwrap_or(ApiError::BodyTooLarge { limit }))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        slow_body(&e).unwrap_or_else(|| match over_limit(&e) {
+            true => ApiError::BodyTooLarge { limit },
+            // Malformed chunked encoding, or the client went away mid-body.
+            false => ApiError::InvalidParam("the request body could not be read".into()),
+        })
+    })
+}
+
+/// Whether `e` (or what it wraps) is the body running past its length limit.
+fn over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The error a too-slow body ends with: found again in whatever error wraps it.
