@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use facelive_router::{
-    AppState, Connections, FetchRules, Keys, Limits, Network, ServerConfig, SessionConfig,
+    AppState, AuditConfig, Connections, FetchRules, Keys, Limits, Network, ServerConfig,
+    SessionConfig,
 };
 use figment::providers::Serialized;
 use figment::Figment;
@@ -53,6 +54,16 @@ pub struct ServeArgs {
     /// Seconds a capture session token stays valid.
     #[arg(long, env = "FACELIVE_SESSION_TTL", default_value_t = SessionConfig::default().ttl.as_secs())]
     pub session_ttl: u64,
+    /// The decision audit trail: one JSON line per judged request (no image, key, token or
+    /// URL), to this file or `-` for standard output. Default: none.
+    #[arg(long, env = "FACELIVE_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<std::path::PathBuf>,
+    /// The audit file is rotated before it passes this many bytes.
+    #[arg(long, env = "FACELIVE_AUDIT_LOG_MAX_BYTES", default_value_t = AuditConfig::default().max_bytes)]
+    pub audit_log_max_bytes: u64,
+    /// Rotated audit files kept (PATH.1 is the newest).
+    #[arg(long, env = "FACELIVE_AUDIT_LOG_KEEP", default_value_t = AuditConfig::default().keep)]
+    pub audit_log_keep: usize,
     /// Images judged at once (0: the number of cores).
     #[arg(long, env = "FACELIVE_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -228,6 +239,11 @@ impl ServeArgs {
             sessions: SessionConfig {
                 secret: self.session_secret.clone(),
                 ttl: Duration::from_secs(self.session_ttl.max(1)),
+            },
+            audit: AuditConfig {
+                path: self.audit_log.clone(),
+                max_bytes: self.audit_log_max_bytes,
+                keep: self.audit_log_keep,
             },
         })
     }

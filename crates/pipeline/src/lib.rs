@@ -110,6 +110,10 @@ pub struct Timings {
 pub struct ModelPack {
     pub name: String,
     pub version: String,
+    /// The sha256 of the pack's model files' sha256s and its head's version, in order:
+    /// what exactly decided (for the audit trail; not in answers).
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 /// Which inference engine runs each role's models (`tract`, `ort`).
@@ -223,6 +227,7 @@ impl Pipeline {
             pack: ModelPack {
                 name: manifest.pack.name.clone(),
                 version: manifest.pack.version.clone(),
+                sha256: pack_sha256(manifest),
             },
             engines: EngineNames {
                 detector: engines.detector.name(),
@@ -391,6 +396,20 @@ impl Pipeline {
         verdict.views = judge_views(&self.judges, &ing.image, &work_box, &opts.views)?;
         finish(verdict, timings)
     }
+}
+
+/// sha256 over the pack's files' sha256s (detector, then judges) and its head's version.
+fn pack_sha256(manifest: &Manifest) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for spec in manifest.pack_models() {
+        h.update(spec.sha256.as_bytes());
+        h.update(b"\n");
+    }
+    if let Some(head) = &manifest.pack.head {
+        h.update(facelive_models::AdaptedPack::head_version(head).as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A given box must be a real box overlapping the image; like a detector's, it may run

@@ -20,13 +20,36 @@ pub enum ApiKey {
 }
 
 impl ApiKey {
-    const ALL: [ApiKey; 5] = [
+    pub(crate) const ALL: [ApiKey; 5] = [
         ApiKey::Native,
         ApiKey::Nhn,
         ApiKey::Accura,
         ApiKey::Jcv,
         ApiKey::SpoofSense,
     ];
+
+    pub(crate) fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|k| *k == self)
+            .expect("every key is listed")
+    }
+}
+
+/// How the audit trail names a key: `key:` and the first 12 hex digits of its sha256, so
+/// that trails can tell keys apart without holding one; `none` without authentication.
+pub(crate) fn key_id(auth: bool, key: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    match (auth, key) {
+        (true, Some(k)) => {
+            let hex: String = Sha256::digest(k.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("key:{}", &hex[..12])
+        }
+        _ => "none".to_string(),
+    }
 }
 
 /// How many requests each key may have in flight at once (reading its body, waiting, or
@@ -98,11 +121,7 @@ impl KeyLimits {
     /// A place for one request of `key`, held until the request is answered, or
     /// `KeyBusy` (429) when the key has all its places in use.
     pub fn admit(&self, key: ApiKey) -> Result<Place, ApiError> {
-        let i = ApiKey::ALL
-            .iter()
-            .position(|k| *k == key)
-            .expect("every key is listed");
-        let permit = self.in_flight[i]
+        let permit = self.in_flight[key.index()]
             .clone()
             .try_acquire_owned()
             .map_err(|_| ApiError::KeyBusy { limit: self.limit })?;

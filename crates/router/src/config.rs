@@ -20,6 +20,20 @@ pub struct Keys {
     pub spoofsense: Option<String>,
 }
 
+impl Keys {
+    /// The value a dialect's requests are checked against (NHN's: its secret key).
+    pub(crate) fn get(&self, key: crate::auth::ApiKey) -> Option<&str> {
+        use crate::auth::ApiKey;
+        match key {
+            ApiKey::Native => self.native.as_deref(),
+            ApiKey::Nhn => self.nhn_secret_key.as_deref(),
+            ApiKey::Accura => self.accura.as_deref(),
+            ApiKey::Jcv => self.jcv.as_deref(),
+            ApiKey::SpoofSense => self.spoofsense.as_deref(),
+        }
+    }
+}
+
 /// Largest request body each dialect accepts, in bytes, and the largest image file.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -102,6 +116,7 @@ pub struct ServerConfig {
     pub fetch: FetchRules,
     pub connections: Connections,
     pub sessions: SessionConfig,
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// Capture session tokens (the capture page's credential; see `sessions`).

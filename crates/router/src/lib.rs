@@ -5,6 +5,7 @@
 //! turns its request into image bytes and [`CheckOptions`], and a [`Verdict`] or an
 //! [`ApiError`] into its response.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 mod conn;
@@ -34,6 +35,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use audit::AuditConfig;
 pub use config::{Connections, Keys, Limits, ServerConfig, SessionConfig};
 pub use error::ApiError;
 pub use input::fetch::{FetchRules, Network};
@@ -83,6 +85,9 @@ pub struct AppState {
     /// Set at the stop signal: `/ready` fails while requests are still served.
     draining: AtomicBool,
     sessions: sessions::Sessions,
+    audit: Option<audit::Audit>,
+    /// How the trail names each dialect's key: a short hash of its value.
+    key_ids: [String; ApiKey::ALL.len()],
 }
 
 impl AppState {
@@ -97,6 +102,9 @@ impl AppState {
                 cfg.limits.token_requests,
             ),
             sessions: sessions::Sessions::new(cfg.sessions.secret.as_deref(), cfg.sessions.ttl),
+            audit: audit::Audit::start(&cfg.audit)
+                .map_err(|e| ApiError::Internal(format!("cannot open the audit log: {e}")))?,
+            key_ids: ApiKey::ALL.map(|k| auth::key_id(cfg.auth, cfg.keys.get(k))),
             pipeline,
             cfg,
             metrics,
@@ -143,6 +151,8 @@ impl AppState {
         &self,
         dialect: &'static str,
         request_id: &str,
+        // `None`: not a decision (capture guidance), so not in the audit trail.
+        who: Option<audit::Who>,
         fut: impl std::future::Future<Output = Result<Verdict, ApiError>>,
     ) -> Result<Verdict, ApiError> {
         let t0 = Instant::now();
@@ -155,6 +165,13 @@ impl AppState {
             Err(e) => e.mapping().code,
         };
         let secs = t0.elapsed().as_secs_f64();
+        if let (Some(trail), Some(who), Ok(v)) = (&self.audit, &who, &res) {
+            let key_id = match who {
+                audit::Who::Key(k) => self.key_ids[k.index()].clone(),
+                audit::Who::Session(id) => format!("session:{id}"),
+            };
+            trail.record(request_id, dialect, &key_id, v);
+        }
         metrics::counter!("facelive_requests_total", "dialect" => dialect, "outcome" => label)
             .increment(1);
         metrics::histogram!("facelive_request_duration_seconds", "dialect" => dialect).record(secs);
@@ -188,7 +205,11 @@ impl AppState {
 /// Outcome label of a verdict for logs and metrics.
 pub(crate) fn outcome_label(v: &Verdict) -> &'static str {
     record_stage_timings(v);
-    match v.outcome {
+    outcome_name(v.outcome)
+}
+
+pub(crate) fn outcome_name(o: Outcome) -> &'static str {
+    match o {
         Outcome::Live => "live",
         Outcome::Spoof => "spoof",
         Outcome::Retry => "retry",

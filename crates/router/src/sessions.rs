@@ -47,6 +47,11 @@ pub fn is_token(bearer: &str) -> bool {
     bearer.starts_with(PREFIX)
 }
 
+/// A token's id, its public part (the audit trail names a session by it), unverified.
+pub fn token_id(token: &str) -> Option<&str> {
+    token.strip_prefix(PREFIX)?.split('.').next()
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

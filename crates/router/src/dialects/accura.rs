@@ -17,6 +17,7 @@ use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
+use crate::audit::Who;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
@@ -56,7 +57,12 @@ pub async fn liveness(
 ) -> Response {
     let rid = request_id(&headers);
     let res = state
-        .handle("accura", &rid, run(&state, &headers, req))
+        .handle(
+            "accura",
+            &rid,
+            Some(Who::Key(ApiKey::Accura)),
+            run(&state, &headers, req),
+        )
         .await;
     match res {
         Ok(v) => {

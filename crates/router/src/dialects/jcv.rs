@@ -19,6 +19,7 @@ use facelive_pipeline::{BBox, CheckOptions, DecisionRule, ModelPack, Outcome, Ve
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
+use crate::audit::Who;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
@@ -95,7 +96,14 @@ pub async fn liveness(
     req: Request,
 ) -> Response {
     let rid = request_id(&headers);
-    let res = state.handle("jcv", &rid, run(&state, &headers, req)).await;
+    let res = state
+        .handle(
+            "jcv",
+            &rid,
+            Some(Who::Key(ApiKey::Jcv)),
+            run(&state, &headers, req),
+        )
+        .await;
     match res {
         Ok(v) => {
             let position = v

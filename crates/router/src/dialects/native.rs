@@ -20,6 +20,7 @@ use super::{fraction_box, request_id, FractionBox};
 
 use crate::auth::Place;
 
+use crate::audit::Who;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
@@ -108,8 +109,10 @@ async fn respond<T: Serialize>(
         Use::Verdict => "native",
         Use::Guidance => "guidance",
     };
+    // Guidance decides nothing: it stays out of the audit trail.
+    let audited = (purpose == Use::Verdict).then(|| who(headers));
     match state
-        .handle(dialect, &rid, run(state, headers, req, purpose))
+        .handle(dialect, &rid, audited, run(state, headers, req, purpose))
         .await
     {
         Ok(v) => Json(shape(v, rid)).into_response(),
@@ -124,17 +127,31 @@ struct Asked {
     auto_rotate: Option<bool>,
 }
 
+/// Who the audit trail names for a request: the session for a token, else the key.
+fn who(headers: &HeaderMap) -> Who {
+    let token = bearer(headers)
+        .filter(|t| sessions::is_token(t))
+        .and_then(sessions::token_id);
+    match token {
+        Some(id) => Who::Session(id.to_string()),
+        None => Who::Key(ApiKey::Native),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The native key, or a capture session token, and a place for the request: the key's own,
 /// or the token's (apart from the key's). A verdict spends the token, guidance does not; a
 /// token is spent only once it has a place, so a refusal for load does not use it up.
 fn authorize(state: &AppState, headers: &HeaderMap, purpose: Use) -> Result<Place, ApiError> {
     let cfg = &state.cfg;
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match bearer {
+    match bearer(headers) {
         Some(t) if cfg.auth && sessions::is_token(t) => {
             let id = state.sessions.check(t).map_err(ApiError::Session)?;
             let place = state.admit_token(&id)?;

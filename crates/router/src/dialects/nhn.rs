@@ -20,6 +20,7 @@ use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdi
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, fraction_point, request_id, FractionBox};
+use crate::audit::Who;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
@@ -84,7 +85,12 @@ pub async fn spoofing(
 ) -> Response {
     let rid = request_id(&headers);
     let res = state
-        .handle("nhn", &rid, run(&state, &app_key, &headers, req))
+        .handle(
+            "nhn",
+            &rid,
+            Some(Who::Key(ApiKey::Nhn)),
+            run(&state, &app_key, &headers, req),
+        )
         .await
         .and_then(render);
     match res {

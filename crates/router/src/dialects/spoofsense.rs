@@ -20,6 +20,7 @@ use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Who;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
@@ -67,7 +68,12 @@ async fn endpoint(
 ) -> Response {
     let rid = super::request_id(&headers);
     let res = state
-        .handle(dialect, &rid, run(&state, &headers, req, threshold))
+        .handle(
+            dialect,
+            &rid,
+            Some(Who::Key(ApiKey::SpoofSense)),
+            run(&state, &headers, req, threshold),
+        )
         .await;
     match res {
         Ok(v) => Json(render(&v)).into_response(),

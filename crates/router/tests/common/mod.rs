@@ -55,6 +55,7 @@ pub fn config() -> ServerConfig {
         fetch: FetchRules::default(),
         connections: Default::default(),
         sessions: Default::default(),
+        audit: Default::default(),
     }
 }
 
