@@ -12,10 +12,17 @@ Starts the server (FACELIVE_MODELS_DIR must point at the models), then in turn:
             byte every 0.5 s, while 200 normal requests are made: as for slow
   flood     10 s of requests with a wrong key: bytes of log written
   headers   50 connections sending headers at 1 byte/s: how many are open after 15 s
+  iccp      8 concurrent 640x480 PNGs whose colour profile inflates to 1 GiB: peak RSS
+  idle      1,030 connections that send nothing, from one client, while 100 other requests
+            are made: their success rate, and how many idle sockets are closed after 12 s
+  authflood 10 s of failing requests with the right key and 60 KB request ids: log bytes
+  tokens    32 session tokens running 2 uploads each at 10 kB/s (64 in all) while the key
+            makes 100 requests of its own: their success rate
+  ipv6      image URLs at the four IPv6 forms outside global unicast: statuses and codes
   memory    RSS before the load, at its peak, and 60 s after
 Python standard library only; every connection goes to 127.0.0.1.
 """
-import argparse, base64, json, os, socket, struct, subprocess, sys, tempfile, threading, time, zlib
+import argparse, base64, json, os, resource, socket, struct, subprocess, sys, tempfile, threading, time, zlib
 
 KEY = "hostile-test-key"
 
@@ -36,11 +43,25 @@ def bomb_png(side=6320):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * side, 9)) + chunk(b"IEND", b"")
 
 
-def post(port, body, key=KEY, timeout=60):
+def iccp_bomb_png(w=640, h=480, inflated=1 << 30):
+    """A w x h RGB PNG of noise whose iCCP chunk (a zlib stream) inflates to `inflated` bytes."""
+    def chunk(t, d):
+        c = struct.pack(">I", len(d)) + t + d
+        return c + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    z = zlib.compressobj(9)
+    block = bytes(16 << 20)
+    profile = b"".join(z.compress(block) for _ in range(inflated // len(block))) + z.flush()
+    rows = b"".join(b"\x00" + os.urandom(w * 3) for _ in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"iCCP", b"bomb\x00\x00" + profile)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def post(port, body, key=KEY, timeout=60, path="/v1/liveness", extra=""):
     """One native-API request; returns (status, seconds)."""
     t = time.perf_counter()
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    head = (f"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
     s.sendall(head.encode() + body)
     data = b""
@@ -104,12 +125,108 @@ def slow_origin():
     return port
 
 
+def idle_sockets(port, normal, n=1030):
+    """n connections that send nothing, then 100 requests from another client."""
+    idle = []
+    for _ in range(n):
+        try:
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    t0 = time.time()
+    res = [post(port, normal, timeout=10) for _ in range(100)]
+    ok = sum(1 for c, _ in res if c == 200)
+    time.sleep(max(0.0, 12 - (time.time() - t0)))
+    closed = 0
+    for s in idle:
+        s.setblocking(False)
+        try:
+            closed += 1 if s.recv(1) == b"" else 0
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+        s.close()
+    print(f"idle: with {len(idle)} idle connections from one client, {ok}/100 other requests answered 200 "
+          f"({ok}%); {closed}/{len(idle)} idle connections closed by the server 12 s after they opened")
+
+
+def auth_flood(port, log):
+    """10 s of failing requests with the right key and a 60 KB request id."""
+    log.flush()
+    before = os.path.getsize(log.name)
+    t_end = time.time() + 10
+    rid = "X-Request-Id: " + "r" * 60000 + "\r\n"
+    def flood():
+        n = 0
+        while time.time() < t_end:
+            post(port, b"{}", path="/v1/quality", extra=rid)
+            n += 1
+        return n
+    sent = sum(concurrently(4, flood))
+    time.sleep(0.5)
+    print(f"authflood: {sent} failing requests with the right key and 60 KB request ids in 10 s "
+          f"wrote {os.path.getsize(log.name) - before} bytes of log")
+
+
+def token_uploads(port, normal):
+    """32 session tokens, each running 2 uploads at 10 kB/s, while the key makes 100 requests."""
+    tokens = []
+    for _ in range(32):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall((f"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                   "Content-Length: 0\r\nConnection: close\r\n\r\n").encode())
+        data = b""
+        while part := s.recv(65536):
+            data += part
+        tokens.append(json.loads(data.split(b"\r\n\r\n", 1)[1])["token"])
+    stop = threading.Event()
+    def upload(token):
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=30)
+                s.sendall((f"POST /v1/quality HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 15000000\r\n\r\n").encode())
+                while not stop.is_set():
+                    s.sendall(b" " * 1000)
+                    time.sleep(0.1)
+            except OSError:
+                pass
+    ts = [threading.Thread(target=upload, args=(t,), daemon=True) for t in tokens for _ in range(2)]
+    [t.start() for t in ts]
+    time.sleep(2)
+    res = [post(port, normal) for _ in range(100)]
+    stop.set()
+    ok = sum(1 for c, _ in res if c == 200)
+    print(f"tokens: with {len(ts)} uploads at 10 kB/s from {len(tokens)} session tokens, "
+          f"{ok}/100 of the key's own requests answered 200 ({ok}%)")
+
+
+def ipv6_forms(port):
+    out = []
+    for host in ["[::ffff:0:0:7f00:2]", "[4000::1]", "[1::1]", "[::1:0:0:7f00:1]"]:
+        body = json.dumps({"image": {"url": f"http://{host}/selfie.jpg"}}).encode()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = (f"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        s.sendall(head.encode() + body)
+        data = b""
+        while part := s.recv(65536):
+            data += part
+        code = json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["code"]
+        out.append(f"{host} {data.split(b' ', 2)[1].decode()} {code}")
+    print("ipv6: " + "; ".join(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="./target/release/facelive")
     ap.add_argument("--port", type=int, default=18091)
     ap.add_argument("--image", default="../shared/data/dev/live/nuaa_ClientRaw_0001_00_00_01_134.jpg")
     a = ap.parse_args()
+    # 1,030 idle sockets and the server's own: both inherit this.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     log = tempfile.NamedTemporaryFile(delete=False)
     env = dict(os.environ, FACELIVE_API_KEY=KEY)
     # The slow origin is on 127.0.0.1, which image URLs may not reach unless allowed.
@@ -211,6 +328,16 @@ def main():
             except OSError:
                 pass
         print(f"headers: {open_}/50 slow-header connections still open after 15 s")
+
+        iccp = json_body(iccp_bomb_png())
+        res = concurrently(8, lambda: post(a.port, iccp))
+        print(f"iccp: 8 concurrent 640x480 PNGs whose iCCP inflates to 1 GiB ({len(iccp) // 1024} kB bodies): "
+              f"statuses {sorted(r[0] for r in res)}, peak RSS so far {rss_kb(srv.pid, 'VmHWM') / 1024:.0f} MB")
+
+        idle_sockets(a.port, normal)
+        auth_flood(a.port, log)
+        token_uploads(a.port, normal)
+        ipv6_forms(a.port)
 
         peak = rss_kb(srv.pid, "VmHWM")
         time.sleep(60)
