@@ -39,6 +39,30 @@ impl Dialect {
         }
     }
 
+    /// The path of its liveness endpoint, as its vendor documents it.
+    pub fn path(self) -> &'static str {
+        match self {
+            Dialect::Native => "/v1/liveness",
+            Dialect::Nhn => "/v1.0/appkeys/{appKey}/spoofing",
+            Dialect::Accura => "/v2/api/liveness",
+            Dialect::Jcv => "/v1/jcv/liveness",
+            Dialect::Spoofsense => "/antispoofing",
+        }
+    }
+
+    /// A top-level field every answer of this dialect carries, success or error: an answer
+    /// without one is not this dialect's.
+    fn answers_with(self, j: &Value) -> bool {
+        let any = |keys: &[&str]| keys.iter().any(|k| j.get(k).is_some());
+        match self {
+            Dialect::Native => any(&["outcome", "error"]),
+            Dialect::Nhn => any(&["header"]),
+            Dialect::Accura => any(&["status"]),
+            Dialect::Jcv => any(&["status", "error"]),
+            Dialect::Spoofsense => any(&["success"]),
+        }
+    }
+
     /// The dialect as `--dialect` spells it.
     pub fn name(self) -> String {
         clap::ValueEnum::to_possible_value(&self)
@@ -150,8 +174,28 @@ impl Sender {
         if matches!(status, 401 | 403) {
             return Attempt::Stop(format!("the endpoint refused the key (HTTP {status})"));
         }
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        read(self.dialect, status, &body)
+        if matches!(status, 404 | 405) {
+            return self.not_the_endpoint(&format!("answered HTTP {status}"));
+        }
+        match resp.json::<Value>().await {
+            Ok(body) if self.dialect.answers_with(&body) => read(self.dialect, status, &body),
+            Ok(_) => self.not_the_endpoint(&format!(
+                "answered JSON that is not {}'s",
+                self.dialect.name()
+            )),
+            Err(_) => self.not_the_endpoint(&format!("answered HTTP {status} without JSON")),
+        }
+    }
+
+    /// A wrong URL stops the run at the first answer, naming the path it should have.
+    fn not_the_endpoint(&self, what: &str) -> Attempt {
+        Attempt::Stop(format!(
+            "{} {what}: is it the {} endpoint? --endpoint takes its full URL, e.g. \
+             http://host:port{}",
+            self.url,
+            self.dialect.name(),
+            self.dialect.path()
+        ))
     }
 }
 

@@ -288,3 +288,66 @@ fn overload_is_retried_and_a_dead_server_resumed() {
     );
     agree(&want, &scores(&out), balanced, Some(1e-6), "resumed");
 }
+
+/// A base URL, a route of another kind, or another dialect's endpoint stops the run at the
+/// first answer with a message naming the path the dialect needs; nothing is scored.
+#[test]
+fn a_wrong_endpoint_stops_the_run_and_names_the_dialects_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = subset(dir.path());
+    let port = free_port();
+    let _server = serve(port, &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    for (url, dialect, key, path, what) in [
+        (
+            base.clone(),
+            "spoofsense",
+            "k-ss",
+            "/antispoofing",
+            "HTTP 404",
+        ),
+        (
+            format!("{base}/health"),
+            "native",
+            "k-native",
+            "/v1/liveness",
+            "HTTP 405",
+        ),
+        (
+            format!("{base}/antispoofing"),
+            "jcv",
+            "k-ss",
+            "/v1/jcv/liveness",
+            "not jcv's",
+        ),
+    ] {
+        let out = dir.path().join(dialect);
+        let o = eval(
+            &manifest,
+            &out,
+            &[
+                "--endpoint",
+                &url,
+                "--dialect",
+                dialect,
+                "--concurrency",
+                "1",
+            ],
+            key,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "{url} as {dialect} ran to the end: {err}"
+        );
+        assert!(
+            err.contains(path) && err.contains(what),
+            "{url} as {dialect}: {err}"
+        );
+        let rows = std::fs::read_to_string(out.join("scores.csv")).unwrap_or_default();
+        assert!(
+            rows.lines().count() <= 1,
+            "{url} as {dialect} scored images:\n{rows}"
+        );
+    }
+}
