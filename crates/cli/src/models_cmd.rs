@@ -67,8 +67,8 @@ pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
                     if in_pack { "  [default pack]" } else { "" },
                     m.file,
                     m.bytes,
-                    m.role,
-                    m.family,
+                    m.role.as_str(),
+                    m.family.as_str(),
                     m.license,
                     m.sha256,
                     m.url

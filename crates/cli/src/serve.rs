@@ -234,7 +234,6 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
                 drain: Duration::from_secs(self.drain),
-                ..Connections::default()
             },
             sessions: SessionConfig {
                 secret: self.session_secret.clone(),

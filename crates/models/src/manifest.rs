@@ -89,14 +89,54 @@ impl HeadSpec {
     }
 }
 
+/// The model families a manifest may list: a manifest naming another fails to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// The YuNet face detector (boxes, five landmarks, scores at three strides).
+    Yunet,
+    /// RetinaFace: listed, pulled and verified as an alternative detector; the pipeline has
+    /// no decoder for it, so a pack naming it fails at load.
+    Retinaface,
+    /// A single-image anti-spoof classifier described by its `[model.judge]` entry.
+    Classifier,
+}
+
+/// What a model does in a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Detector,
+    Judge,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Yunet => "yunet",
+            Family::Retinaface => "retinaface",
+            Family::Classifier => "classifier",
+        }
+    }
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Detector => "detector",
+            Role::Judge => "judge",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub name: String,
     pub file: String,
-    /// Which decoder module reads this model's outputs (`yunet`, `minifasnet`, ...).
-    pub family: String,
-    pub role: String,
+    /// Which code runs this model and reads its outputs.
+    pub family: Family,
+    pub role: Role,
     pub license: String,
     pub bytes: u64,
     pub sha256: String,
@@ -345,10 +385,6 @@ impl Manifest {
             if m.file.contains('/') || m.file.contains('\\') || m.file.starts_with('.') {
                 return bad(format!("{}: file must be a plain file name", m.name));
             }
-            match m.role.as_str() {
-                "detector" | "judge" => {}
-                other => return bad(format!("{}: unknown role {other:?}", m.name)),
-            }
             if let Some(j) = &m.judge {
                 if j.output.live_index >= j.output.classes || j.crop.scale <= 0.0 || j.weight <= 0.0
                 {
@@ -358,12 +394,12 @@ impl Manifest {
                     ));
                 }
             }
-            if m.input.std.iter().any(|s| *s == 0.0) {
+            if m.input.std.contains(&0.0) {
                 return bad(format!("{}: std must not be 0", m.name));
             }
         }
         let det = self.get(&self.pack.detector)?;
-        if det.role != "detector" || det.detector.is_none() {
+        if det.role != Role::Detector || det.detector.is_none() {
             return bad(format!("pack detector {} is not a detector", det.name));
         }
         if self.pack.judges.is_empty() {
@@ -386,7 +422,7 @@ impl Manifest {
         }
         for j in &self.pack.judges {
             let spec = self.get(j)?;
-            if spec.role != "judge" || spec.judge.is_none() {
+            if spec.role != Role::Judge || spec.judge.is_none() {
                 return bad(format!("pack judge {j} is not a judge"));
             }
         }
@@ -445,5 +481,22 @@ mod tests {
             Manifest::parse(&text),
             Err(ModelsError::Manifest(_))
         ));
+    }
+
+    /// A family or role this build does not know is the manifest's error, named, at load;
+    /// never a request's.
+    #[test]
+    fn an_unknown_family_or_role_fails_at_load_with_its_name() {
+        for (from, to, named) in [
+            ("family = \"yunet\"", "family = \"mobilenet\"", "mobilenet"),
+            ("role = \"judge\"", "role = \"oracle\"", "oracle"),
+        ] {
+            let text = BUILTIN.replacen(from, to, 1);
+            let err = Manifest::parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains(named) && err.contains("unknown variant"),
+                "{err}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use facelive_backends::Engines;
-use facelive_models::{verify_file, FileStatus, Manifest, ModelsError};
+use facelive_models::{verify_file, Family, FileStatus, Manifest, ModelsError};
 use serde::Serialize;
 
 pub use decide::{DecisionRule, OperatingPoint, Thresholds};
@@ -184,15 +184,15 @@ impl Pipeline {
             }
         }
         let det_spec = manifest.get(&manifest.pack.detector)?;
-        let detector: Box<dyn Detector> = match det_spec.family.as_str() {
-            "yunet" => Box::new(YuNet::load(
+        let detector: Box<dyn Detector> = match det_spec.family {
+            Family::Yunet => Box::new(YuNet::load(
                 engines.detector.as_ref(),
                 dir,
                 det_spec,
                 cfg.detector_size,
                 cfg.detect_mode,
             )?),
-            other => return Err(unsupported_family(other)),
+            other => return Err(wrong_family(&det_spec.name, other, "a detector")),
         };
         let judges = manifest
             .pack
@@ -200,14 +200,14 @@ impl Pipeline {
             .iter()
             .map(|name| {
                 let spec = manifest.get(name)?;
-                match spec.family.as_str() {
-                    "classifier" => Ok(Box::new(Classifier::load(
+                match spec.family {
+                    Family::Classifier => Ok(Box::new(Classifier::load(
                         engines.judge.as_ref(),
                         dir,
                         spec,
                         cfg.judge_trunks,
                     )?) as Box<dyn Judge>),
-                    other => Err(unsupported_family(other)),
+                    other => Err(wrong_family(&spec.name, other, "a judge")),
                 }
             })
             .collect::<Result<Vec<_>, PipelineError>>()?;
@@ -429,10 +429,14 @@ fn check_box(b: &BBox, info: &ImageInfo) -> Result<(), PipelineError> {
     Ok(())
 }
 
-fn unsupported_family(f: &str) -> PipelineError {
-    PipelineError::InvalidRequest(format!(
-        "model family {f:?} is in the manifest but this build has no decoder for it"
+/// A manifest that puts a model where its family cannot serve: the server's
+/// misconfiguration, refused at load.
+fn wrong_family(name: &str, family: Family, as_what: &str) -> PipelineError {
+    ModelsError::Manifest(format!(
+        "{name} is of family {}, which this build cannot run as {as_what}",
+        family.as_str()
     ))
+    .into()
 }
 
 fn ms(t: Instant) -> f64 {

@@ -140,3 +140,26 @@ fn judges_are_fused_by_their_declared_weights() {
         );
     }
 }
+
+/// A pack whose detector is of a family this build cannot run is the configuration's
+/// error, refused at load with the model's name, not a client's at a request.
+#[test]
+fn a_pack_with_a_family_this_build_cannot_run_fails_at_load() {
+    let mut m = facelive_models::Manifest::builtin();
+    m.pack.detector = "retinaface_mnet025_640".into();
+    let cfg = facelive_pipeline::PipelineConfig::new(facelive_testdata::models_dir());
+    let err = match facelive_pipeline::Pipeline::load(cfg, &m, facelive_backends::default_backend())
+    {
+        Ok(_) => panic!("a RetinaFace pack loaded"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, facelive_pipeline::PipelineError::Models(_)),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("retinaface_mnet025_640") && text.contains("retinaface"),
+        "{text}"
+    );
+}
