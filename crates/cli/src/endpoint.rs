@@ -83,7 +83,7 @@ pub struct EndpointArgs {
     pub dialect: Option<Dialect>,
     /// The endpoint's key, sent in the dialect's own header (NHN: the secretKey).
     #[arg(long, env = "FACELIVE_ENDPOINT_KEY", hide_env_values = true)]
-    pub endpoint_key: Option<String>,
+    pub endpoint_key: Option<facelive_router::Secret>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -366,7 +366,7 @@ pub fn evaluate(
             .timeout(Duration::from_secs(a.request_timeout))
             .build()?,
         url,
-        key: a.endpoint_key.clone().unwrap_or_default(),
+        key: a.endpoint_key.as_deref().unwrap_or_default().to_string(),
         dialect,
     };
     let gap = if a.rps > 0.0 {

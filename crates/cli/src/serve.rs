@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use facelive_router::{
-    AppState, AuditConfig, Connections, FetchRules, Keys, Limits, Network, ServerConfig,
+    AppState, AuditConfig, Connections, FetchRules, Keys, Limits, Network, Secret, ServerConfig,
     SessionConfig,
 };
 use figment::providers::Serialized;
@@ -30,27 +30,27 @@ pub struct ServeArgs {
     pub no_auth: bool,
     /// Native API key (`Authorization: Bearer <key>`).
     #[arg(long, env = "FACELIVE_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// NHN appKey (the path segment).
     #[arg(long, env = "FACELIVE_NHN_APP_KEY", hide_env_values = true)]
-    pub nhn_app_key: Option<String>,
+    pub nhn_app_key: Option<Secret>,
     /// NHN secretKey (`Authorization` header).
     #[arg(long, env = "FACELIVE_NHN_SECRET_KEY", hide_env_values = true)]
-    pub nhn_secret_key: Option<String>,
+    pub nhn_secret_key: Option<Secret>,
     /// Accura key (`Api-Key` header).
     #[arg(long, env = "FACELIVE_ACCURA_API_KEY", hide_env_values = true)]
-    pub accura_api_key: Option<String>,
+    pub accura_api_key: Option<Secret>,
     /// JCV key (`X-API-Key` header).
     #[arg(long, env = "FACELIVE_JCV_API_KEY", hide_env_values = true)]
-    pub jcv_api_key: Option<String>,
+    pub jcv_api_key: Option<Secret>,
     /// SpoofSense key (`x-api-key` header).
     #[arg(long, env = "FACELIVE_SPOOFSENSE_API_KEY", hide_env_values = true)]
-    pub spoofsense_api_key: Option<String>,
+    pub spoofsense_api_key: Option<Secret>,
     /// Secret signing capture session tokens (`POST /v1/sessions`); give every replica the
     /// same one. Default: a random secret per process (tokens work only on the replica that
     /// issued them).
     #[arg(long, env = "FACELIVE_SESSION_SECRET", hide_env_values = true)]
-    pub session_secret: Option<String>,
+    pub session_secret: Option<Secret>,
     /// Seconds a capture session token stays valid.
     #[arg(long, env = "FACELIVE_SESSION_TTL", default_value_t = SessionConfig::default().ttl.as_secs())]
     pub session_ttl: u64,

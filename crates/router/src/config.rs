@@ -3,21 +3,59 @@ use std::time::Duration;
 
 use crate::input::fetch::FetchRules;
 
+/// A key or secret: readable where it is used (it derefs to `str`), never printed. Its
+/// `Debug` is redacted, so no `{:?}` of a settings struct puts it in a log or a panic.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
 /// API keys per dialect. `None` for a dialect means it is refused unless the server was
 /// started with authentication explicitly off.
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
     /// Native API: `Authorization: Bearer <key>`.
-    pub native: Option<String>,
+    pub native: Option<Secret>,
     /// NHN: the `{appKey}` path segment and the `Authorization: <secretKey>` header.
-    pub nhn_app_key: Option<String>,
-    pub nhn_secret_key: Option<String>,
+    pub nhn_app_key: Option<Secret>,
+    pub nhn_secret_key: Option<Secret>,
     /// Accura: `Api-Key` header.
-    pub accura: Option<String>,
+    pub accura: Option<Secret>,
     /// JCV: `X-API-Key` header.
-    pub jcv: Option<String>,
+    pub jcv: Option<Secret>,
     /// SpoofSense: `x-api-key` header.
-    pub spoofsense: Option<String>,
+    pub spoofsense: Option<Secret>,
 }
 
 impl Keys {
@@ -123,7 +161,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// HMAC secret shared by every replica; `None`: a random one per process.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub ttl: Duration,
 }
 
@@ -168,5 +206,35 @@ impl Default for Connections {
             // load balancer checking `/ready` every second sees it sooner.
             drain: Duration::from_secs(5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let keys = Keys {
+            native: Some("native-secret-1".into()),
+            nhn_app_key: Some("nhn-app-2".into()),
+            nhn_secret_key: Some("nhn-secret-3".into()),
+            accura: Some("accura-secret-4".into()),
+            jcv: Some("jcv-secret-5".into()),
+            spoofsense: Some("ss-secret-6".into()),
+        };
+        let sessions = SessionConfig {
+            secret: Some("hmac-secret-7".into()),
+            ..SessionConfig::default()
+        };
+        let shown = format!("{keys:?} {sessions:?} {:#?}", keys.clone());
+        for s in [
+            "secret-1", "app-2", "secret-3", "secret-4", "secret-5", "secret-6", "secret-7",
+        ] {
+            assert!(!shown.contains(s), "{s} shown: {shown}");
+        }
+        assert!(shown.contains("redacted"));
+        // Where it is used, it is the key.
+        assert_eq!(keys.native.as_deref(), Some("native-secret-1"));
     }
 }

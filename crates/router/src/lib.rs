@@ -36,7 +36,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use audit::AuditConfig;
-pub use config::{Connections, Keys, Limits, ServerConfig, SessionConfig};
+pub use config::{Connections, Keys, Limits, Secret, ServerConfig, SessionConfig};
 pub use error::ApiError;
 pub use input::fetch::{FetchRules, Network};
 
