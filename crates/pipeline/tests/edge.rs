@@ -178,10 +178,8 @@ fn colour_variants_are_converted_and_score_like_the_reference() {
 
 #[test]
 fn refusals_name_what_was_found() {
-    for (f, name) in [("edge/face.bmp", "BMP")] {
-        let e = check(f).unwrap_err();
-        assert!(e.to_string().contains(name), "{f}: {e}");
-    }
+    let e = check("edge/face.bmp").unwrap_err();
+    assert!(e.to_string().contains("BMP"), "{e}");
     let e = check("edge/html.jpg").unwrap_err();
     assert!(e.to_string().contains("HTML"), "{e}");
     let e = check("edge/bomb_30000x30000.png").unwrap_err();

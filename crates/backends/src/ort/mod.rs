@@ -96,12 +96,15 @@ impl OrtBackend {
             path: path.display().to_string(),
             reason,
         };
+        let err = |e: ort::Error<_>| load_err(e.to_string());
         Session::builder(&self.env)
             .map_err(|e| load_err(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .and_then(|b| b.with_intra_threads(self.opts.intra_threads))
-            .and_then(|b| b.with_inter_threads(1))
-            .map_err(|e| load_err(e.to_string()))?
+            .map_err(err)?
+            .with_intra_threads(self.opts.intra_threads)
+            .map_err(err)?
+            .with_inter_threads(1)
+            .map_err(err)?
             .commit_from_memory(model)
             .map_err(|e| load_err(e.to_string()))
     }
