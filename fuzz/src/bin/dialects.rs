@@ -50,6 +50,7 @@ fn config() -> ServerConfig {
         },
         connections: Default::default(),
         sessions: Default::default(),
+        audit: Default::default(),
     }
 }
 
