@@ -50,24 +50,33 @@ pub fn with_outputs(bytes: &[u8], names: &[String]) -> Result<Vec<u8>, String> {
     Ok(model.encode_to_vec())
 }
 
+/// The ONNX file at `path`, decoded, with errors that name it.
+fn read_model(path: &Path) -> Result<ModelProto, BackendError> {
+    let err = |reason: String| BackendError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
+    decode(&std::fs::read(path).map_err(|e| err(e.to_string()))?).map_err(err)
+}
+
+/// The `f32` weight called `name` in `g`, or `None` when no weight has that name.
+fn weight(g: &GraphProto, name: &str) -> Option<Result<Tensor, String>> {
+    let t = g.initializer.iter().find(|t| t.name == name)?;
+    let shape = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    Some(tensor_values(t).and_then(|data| Tensor::new(shape, data).map_err(|e| e.to_string())))
+}
+
 /// The `f32` weight called `name` in the ONNX file at `path`.
 pub fn initializer(path: &Path, name: &str) -> Result<Tensor, BackendError> {
     let err = |reason: String| BackendError::Load {
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let mut model = decode(&bytes).map_err(err)?;
+    let mut model = read_model(path)?;
     let g = graph(&mut model).map_err(err)?;
-    let t = g
-        .initializer
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| err(format!("no weight named {name:?}")))?;
-    tensor_values(t).map_err(err).and_then(|data| {
-        let shape = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-        Tensor::new(shape, data)
-    })
+    weight(g, name)
+        .unwrap_or_else(|| Err(format!("no weight named {name:?}")))
+        .map_err(err)
 }
 
 fn tensor_values(t: &TensorProto) -> Result<Vec<f32>, String> {
@@ -120,8 +129,7 @@ pub fn tail(path: &Path, from: &str) -> Result<Vec<TailOp>, BackendError> {
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let mut model = decode(&bytes).map_err(err)?;
+    let mut model = read_model(path)?;
     let g = graph(&mut model).map_err(err)?;
     let mut ops = Vec::new();
     let mut current = from.to_string();
@@ -144,18 +152,13 @@ pub fn tail(path: &Path, from: &str) -> Result<Vec<TailOp>, BackendError> {
 }
 
 fn tail_op(g: &GraphProto, node: &tract_onnx::pb::NodeProto) -> Result<TailOp, String> {
-    let weight = |i: usize| -> Result<Tensor, String> {
+    let input_weight = |i: usize| -> Result<Tensor, String> {
         let name = node
             .input
             .get(i)
             .ok_or(format!("{} has no input {i}", node.name))?;
-        let t = g
-            .initializer
-            .iter()
-            .find(|t| &t.name == name)
-            .ok_or(format!("{}'s input {name:?} is not a weight", node.name))?;
-        let shape = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-        Tensor::new(shape, tensor_values(t)?).map_err(|e| e.to_string())
+        weight(g, name)
+            .unwrap_or_else(|| Err(format!("{}'s input {name:?} is not a weight", node.name)))
     };
     let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
     Ok(match node.op_type.as_str() {
@@ -171,23 +174,27 @@ fn tail_op(g: &GraphProto, node: &tract_onnx::pb::NodeProto) -> Result<TailOp, S
                 return Err(format!("{} pads, strides or dilates", node.name));
             }
             TailOp::Conv {
-                weight: weight(1)?,
+                weight: input_weight(1)?,
                 bias: if node.input.len() > 2 {
-                    Some(weight(2)?)
+                    Some(input_weight(2)?)
                 } else {
                     None
                 },
                 group: attr("group").map_or(1, |a| a.i.max(1) as usize),
             }
         }
-        "PRelu" => TailOp::PRelu { slope: weight(1)? },
+        "PRelu" => TailOp::PRelu {
+            slope: input_weight(1)?,
+        },
         "Flatten" => TailOp::Flatten,
-        "MatMul" => TailOp::MatMul { weight: weight(1)? },
+        "MatMul" => TailOp::MatMul {
+            weight: input_weight(1)?,
+        },
         "BatchNormalization" => TailOp::BatchNorm {
-            scale: weight(1)?,
-            bias: weight(2)?,
-            mean: weight(3)?,
-            var: weight(4)?,
+            scale: input_weight(1)?,
+            bias: input_weight(2)?,
+            mean: input_weight(3)?,
+            var: input_weight(4)?,
             epsilon: attr("epsilon").map_or(1e-5, |a| a.f),
         },
         other => {

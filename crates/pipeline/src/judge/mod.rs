@@ -46,8 +46,12 @@ impl View {
         gain: [1.0; 3],
     };
 
-    /// `bbox` moved and scaled as this view says.
+    /// `bbox` moved and scaled as this view says (exactly `bbox` when it does neither:
+    /// the scoring crop must not move by a rounding).
     pub fn apply_to_box(&self, b: &BBox) -> BBox {
+        if self.shift == (0.0, 0.0) && self.scale == 1.0 {
+            return *b;
+        }
         let (w, h) = (b.width * self.scale, b.height * self.scale);
         let (cx, cy) = (
             b.x + b.width / 2.0 + self.shift.0 * b.width,
