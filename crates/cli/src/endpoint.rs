@@ -29,25 +29,27 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The server's table entry for this dialect: its paths and thresholds.
+    fn entry(self) -> &'static facelive_router::dialects::Dialect {
+        use facelive_router::dialects;
+        match self {
+            Dialect::Native => &dialects::NATIVE,
+            Dialect::Nhn => &dialects::NHN,
+            Dialect::Accura => &dialects::ACCURA,
+            Dialect::Jcv => &dialects::JCV,
+            Dialect::Spoofsense => &dialects::SPOOFSENSE,
+        }
+    }
+
     /// The threshold the vendor decides at, on the 0..1 scale of the scores read: reported
     /// beside the operating points. NHN answers a verdict only (scores read as 1 or 0).
     pub fn threshold(self) -> Option<f32> {
-        match self {
-            Dialect::Native | Dialect::Nhn => None,
-            Dialect::Accura | Dialect::Spoofsense => Some(0.55),
-            Dialect::Jcv => Some(0.5),
-        }
+        self.entry().endpoints[0].decision.threshold()
     }
 
     /// The path of its liveness endpoint, as its vendor documents it.
     pub fn path(self) -> &'static str {
-        match self {
-            Dialect::Native => "/v1/liveness",
-            Dialect::Nhn => "/v1.0/appkeys/{appKey}/spoofing",
-            Dialect::Accura => "/v2/api/liveness",
-            Dialect::Jcv => "/v1/jcv/liveness",
-            Dialect::Spoofsense => "/antispoofing",
-        }
+        self.entry().endpoints[0].paths[0]
     }
 
     /// A top-level field every answer of this dialect carries, success or error: an answer

@@ -124,8 +124,9 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Accura's body: a 1 MB file in a multipart form, or its base64 data URL in JSON.
-    pub fn accura_body(file: usize) -> usize {
+    /// A body carrying a file of at most `file` bytes in a multipart form or as base64 in
+    /// JSON, whichever is larger (NHN, Accura).
+    pub fn json_or_form_body(file: usize) -> usize {
         Self::json_body_for(file).max(file + 64 * 1024)
     }
 

@@ -5,11 +5,12 @@
 //! turns its request into image bytes and [`CheckOptions`], and a [`Verdict`] or an
 //! [`ApiError`] into its response.
 
+mod admission;
 pub mod audit;
 pub mod auth;
 pub mod config;
 mod conn;
-mod dialects;
+pub mod dialects;
 pub mod error;
 pub mod input;
 mod openapi;
@@ -25,6 +26,7 @@ use std::time::Instant;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::routing::{get, post};
+
 use axum::Router;
 use facelive_pipeline::{CheckOptions, Outcome, Pipeline, Verdict};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -246,48 +248,25 @@ fn metrics_recorder() -> PrometheusHandle {
         .clone()
 }
 
+/// Every dialect's endpoints, each under its dialect's body limit (axum's own extractor
+/// limit, backing up the checks made while reading).
+fn dialect_routes(limits: &Limits) -> Router<Arc<AppState>> {
+    let mut router = Router::new();
+    for d in dialects::ALL {
+        let body = DefaultBodyLimit::max((d.sizes)(limits).body);
+        for e in d.endpoints {
+            for path in e.paths {
+                router = router.route(path, (e.handler)().layer(body));
+            }
+        }
+    }
+    router
+}
+
 /// The whole HTTP surface.
 pub fn app(state: Arc<AppState>) -> Router {
-    let l = &state.cfg.limits;
-    // Axum's own extractor limit, per route, backs up the checks made while reading.
-    let limit = |n: usize| DefaultBodyLimit::max(n);
-    let nhn_body = Limits::json_body_for(l.nhn_file).max(l.nhn_file + 64 * 1024);
-    let jcv_body = Limits::json_body_for(l.jcv_file);
-    let accura_body = Limits::accura_body(l.accura_file);
     let request_id = HeaderName::from_static(REQUEST_ID);
-    Router::new()
-        .route(
-            "/v1/liveness",
-            post(dialects::native::check).layer(limit(l.native_body)),
-        )
-        .route(
-            "/v1.0/appkeys/{app_key}/spoofing",
-            post(dialects::nhn::spoofing).layer(limit(nhn_body)),
-        )
-        .route(
-            "/v2/api/liveness",
-            post(dialects::accura::liveness).layer(limit(accura_body)),
-        )
-        .route(
-            "/v1/jcv/liveness",
-            post(dialects::jcv::liveness).layer(limit(jcv_body)),
-        )
-        .route(
-            "/antispoofing",
-            post(dialects::spoofsense::antispoofing).layer(limit(l.spoofsense_body)),
-        )
-        .route(
-            "/v3/antispoofing",
-            post(dialects::spoofsense::antispoofing).layer(limit(l.spoofsense_body)),
-        )
-        .route(
-            "/robust",
-            post(dialects::spoofsense::robust).layer(limit(l.spoofsense_body)),
-        )
-        .route(
-            "/v1/quality",
-            post(dialects::native::quality).layer(limit(l.native_body)),
-        )
+    dialect_routes(&state.cfg.limits)
         .route("/v1/sessions", post(dialects::native::session))
         .route("/capture", get(ops::capture_page))
         .route("/capture/facelive-capture.js", get(ops::capture_module))

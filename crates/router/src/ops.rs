@@ -48,7 +48,10 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
             (op.as_str().to_string(), json!(t))
         })
         .collect();
-    let l = &cfg.limits;
+    let dialects: Vec<Value> = crate::dialects::ALL
+        .iter()
+        .map(|d| d.describe(&cfg.limits))
+        .collect();
     Json(json!({
         "name": "facelive",
         "version": env!("CARGO_PKG_VERSION"),
@@ -58,13 +61,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         "authentication": cfg.auth,
         "workers": cfg.workers,
         "queue": cfg.queue,
-        "dialects": [
-            {"name": "native", "endpoints": ["POST /v1/liveness"], "max_body_bytes": l.native_body},
-            {"name": "nhn", "endpoints": ["POST /v1.0/appkeys/{appKey}/spoofing"], "max_file_bytes": l.nhn_file},
-            {"name": "accura", "endpoints": ["POST /v2/api/liveness"], "max_file_bytes": l.accura_file, "threshold_percent": 55},
-            {"name": "jcv", "endpoints": ["POST /v1/jcv/liveness"], "max_file_bytes": l.jcv_file, "threshold": 0.5},
-            {"name": "spoofsense", "endpoints": ["POST /antispoofing", "POST /robust"], "max_body_bytes": l.spoofsense_body, "thresholds": {"antispoofing": 0.55, "robust": 0.5}},
-        ],
+        "dialects": dialects,
     }))
 }
 

@@ -435,7 +435,21 @@ async fn health_ready_info_metrics_and_docs() {
         (Some("tract"), Some("tract"))
     );
     assert_eq!(info["thresholds"]["balanced"], 0.5);
-    assert_eq!(info["dialects"].as_array().unwrap().len(), 5);
+    let dialects = info["dialects"].as_array().unwrap();
+    assert_eq!(dialects.len(), 5);
+    // Every dialect endpoint the server answers, from the same table as its routes.
+    let served: Vec<&str> = dialects
+        .iter()
+        .flat_map(|d| d["endpoints"].as_array().unwrap())
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for e in ["POST /v1/quality", "POST /v3/antispoofing", "POST /robust"] {
+        assert!(served.contains(&e), "{e} missing from /info: {served:?}");
+    }
+    let jcv = dialects.iter().find(|d| d["name"] == "jcv").unwrap();
+    assert_eq!(jcv["formats"], serde_json::json!(["JPEG", "PNG", "GIF"]));
+    assert_eq!(jcv["vendor_thresholds"]["/v1/jcv/liveness"], 0.5);
+    assert_eq!(jcv["max_file_bytes"], 4_000_000);
     // One request, then its count and the stage histogram are in the metrics.
     native_post(&s, LIVE).await;
     let m = get("/metrics").await.unwrap().text().await.unwrap();

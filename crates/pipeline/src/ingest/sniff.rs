@@ -36,12 +36,16 @@ impl Formats {
         self.0.contains(&f)
     }
 
+    /// The formats in the set, as their names (`PNG`, `JPEG`, ...).
+    pub fn names(self) -> Vec<&'static str> {
+        self.0.iter().map(|f| f.name()).collect()
+    }
+
     /// The refusal of `found`, naming what the set takes.
     pub fn refuse(self, found: &str) -> PipelineError {
-        let taken: Vec<&str> = self.0.iter().map(|f| f.name()).collect();
         PipelineError::UnsupportedFormat {
             found: found.to_string(),
-            accepted: taken.join(", "),
+            accepted: self.names().join(", "),
         }
     }
 }

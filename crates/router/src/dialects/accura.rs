@@ -13,12 +13,11 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
+use facelive_pipeline::{DecisionRule, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
-use crate::audit::Who;
-use crate::auth::ApiKey;
+use crate::admission::{admit, who, Purpose};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -28,8 +27,11 @@ struct JsonRequest {
     liveness_image: Option<String>,
 }
 
-/// The vendor's threshold, in percent.
-const THRESHOLD_PERCENT: f32 = 55.0;
+/// The vendor's threshold (55%), in percent as its answers carry it.
+fn threshold_percent() -> f32 {
+    let t = super::ACCURA.endpoints[0].decision.threshold();
+    (t.expect("Accura decides at its own threshold") * 100.0).round()
+}
 
 #[derive(Serialize)]
 struct Success {
@@ -56,20 +58,22 @@ pub async fn liveness(
     req: Request,
 ) -> Response {
     let rid = request_id(&headers);
+    let d = &super::ACCURA;
     let res = state
         .handle(
-            "accura",
+            d.endpoints[0].label,
             &rid,
-            Some(Who::Key(ApiKey::Accura)),
-            run(&state, &headers, req),
+            Some(who(d, &headers)),
+            run(&state, req),
         )
         .await;
     match res {
         Ok(v) => {
+            let threshold = threshold_percent();
             let percent = v.live_score.map(|s| (s * 10000.0).round() / 100.0);
             let (status, message) = match (v.outcome, percent) {
                 (Outcome::Retry, _) | (_, None) => ("retry", super::retry_message(&v)),
-                (_, Some(p)) if p > THRESHOLD_PERCENT => ("live", "live face"),
+                (_, Some(p)) if p > threshold => ("live", "live face"),
                 _ => ("spoof", "presentation attack"),
             };
             Json(Success {
@@ -77,7 +81,7 @@ pub async fn liveness(
                 message: message.into(),
                 request_id: rid,
                 liveness_score: percent,
-                threshold: THRESHOLD_PERCENT,
+                threshold,
                 liveness_status: status,
                 retry_reason: v.retry_reason,
             })
@@ -96,19 +100,12 @@ pub async fn liveness(
     }
 }
 
-async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
-    let cfg = &state.cfg;
-    let limit = cfg.limits.accura_file;
-    let body_limit = crate::Limits::accura_body(limit);
-    let key = cfg.keys.accura.as_deref();
-    let gate = crate::auth::check_header(cfg.auth, headers, "api-key", "", key)
-        .and_then(|()| state.admit_key(ApiKey::Accura));
-    let _key = match gate {
-        Ok(place) => place,
-        Err(e) => return Err(input::refuse_unread(req, body_limit, &cfg.limits, e).await),
-    };
+async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
+    let d = &super::ACCURA;
+    let a = admit(state, d, Purpose::Verdict, req).await?;
+    let limit = a.sizes.file;
     let missing = || ApiError::MissingField("liveness_image".into());
-    let bytes = match input::payload(req, body_limit, &cfg.limits).await? {
+    let bytes = match a.payload {
         Payload::Multipart(mp) => input::form(mp, "liveness_image", limit)
             .await?
             .file
@@ -124,13 +121,6 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
         }
     };
     input::check_file_size(&bytes, limit)?;
-    state
-        .judge(
-            bytes,
-            CheckOptions {
-                rule: DecisionRule::Threshold(THRESHOLD_PERCENT / 100.0),
-                ..Default::default()
-            },
-        )
-        .await
+    let rule = DecisionRule::Threshold(threshold_percent() / 100.0);
+    state.judge(bytes, d.options(rule)).await
 }

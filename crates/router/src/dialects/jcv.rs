@@ -14,19 +14,20 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{BBox, CheckOptions, DecisionRule, ModelPack, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
-use crate::audit::Who;
-use crate::auth::ApiKey;
+use crate::admission::{admit, who, Purpose};
 use crate::error::ApiError;
-use crate::input::{self, Payload};
+use crate::input;
 use crate::AppState;
 
 /// JCV's recommended threshold, kept whatever the model version.
-const THRESHOLD: f32 = 0.5;
+fn threshold() -> f32 {
+    let t = super::JCV.endpoints[0].decision.threshold();
+    t.expect("JCV decides at its own threshold")
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,12 +97,13 @@ pub async fn liveness(
     req: Request,
 ) -> Response {
     let rid = request_id(&headers);
+    let d = &super::JCV;
     let res = state
         .handle(
-            "jcv",
+            d.endpoints[0].label,
             &rid,
-            Some(Who::Key(ApiKey::Jcv)),
-            run(&state, &headers, req),
+            Some(who(d, &headers)),
+            run(&state, req),
         )
         .await;
     match res {
@@ -119,7 +121,7 @@ pub async fn liveness(
                 },
                 score: v.live_score,
                 live: v.outcome == Outcome::Live,
-                threshold: THRESHOLD,
+                threshold: threshold(),
                 position,
                 model: v.model_pack,
                 retry_reason: v.retry_reason,
@@ -142,25 +144,11 @@ pub async fn liveness(
     }
 }
 
-async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verdict, ApiError> {
-    let cfg = &state.cfg;
-    // The platform's other APIs take `api-key`; its liveness page `X-API-Key`.
-    let key = cfg.keys.jcv.as_deref();
-    let file_limit = cfg.limits.jcv_file;
-    let body_limit = crate::Limits::json_body_for(file_limit);
-    let gate = crate::auth::check_header(cfg.auth, headers, "x-api-key", "", key)
-        .or_else(|_| crate::auth::check_header(cfg.auth, headers, "api-key", "", key))
-        .and_then(|()| state.admit_key(ApiKey::Jcv));
-    let _key = match gate {
-        Ok(place) => place,
-        Err(e) => return Err(input::refuse_unread(req, body_limit, &cfg.limits, e).await),
-    };
-    let body = match input::payload(req, body_limit, &state.cfg.limits).await? {
-        Payload::Json(b) => b,
-        Payload::Multipart(_) => {
-            return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))
-        }
-    };
+async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
+    let d = &super::JCV;
+    let a = admit(state, d, Purpose::Verdict, req).await?;
+    let file_limit = a.sizes.file;
+    let body = a.json()?;
     let r: JsonRequest = input::json(&body)?;
     let items = r
         .images
@@ -190,18 +178,11 @@ async fn run(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Verd
         .ok_or_else(|| ApiError::MissingField("images[0].data".into()))?;
     let bytes = input::decode_base64(data)?;
     input::check_file_size(&bytes, file_limit)?;
-    let verdict = state
-        .judge(
-            bytes,
-            CheckOptions {
-                rule: DecisionRule::Threshold(THRESHOLD),
-                auto_rotate: Some(r.auto_rotate.unwrap_or(false)),
-                // "Request and Response": JPG, PNG and GIF (its first frame).
-                formats: Formats::PNG_JPEG_GIF,
-                ..Default::default()
-            },
-        )
-        .await?;
+    let opts = CheckOptions {
+        auto_rotate: Some(r.auto_rotate.unwrap_or(false)),
+        ..d.options(DecisionRule::Threshold(threshold()))
+    };
+    let verdict = state.judge(bytes, opts).await?;
     // JCV documents no face as a "face not found" error, not a result.
     if verdict.retry_reason.as_deref() == Some("no_face") {
         return Err(ApiError::FaceNotFound);

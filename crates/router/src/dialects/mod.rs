@@ -1,20 +1,250 @@
 //! One module per API dialect: request in, pipeline options out; verdict or error in,
 //! the dialect's response out.
 
-pub mod accura;
-pub mod jcv;
-pub mod native;
-pub mod nhn;
-pub mod spoofsense;
+pub(crate) mod accura;
+pub(crate) mod jcv;
+pub(crate) mod native;
+pub(crate) mod nhn;
+pub(crate) mod spoofsense;
+
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::Json;
-use facelive_pipeline::{BBox, Point, Verdict};
+use facelive_pipeline::ingest::Formats;
+use facelive_pipeline::{BBox, CheckOptions, DecisionRule, Point, Verdict};
 use serde::Serialize;
 
+use crate::auth::ApiKey;
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::REQUEST_ID;
+use crate::{AppState, REQUEST_ID};
+
+/// How a dialect's requests carry their credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer <key>`, or a capture session token (native).
+    BearerOrSessionToken,
+    /// The app key as the `{appKey}` path segment and the secret key as `Authorization` (NHN).
+    AppKeyInPathAndSecret,
+    /// The key in the first of these headers that holds it.
+    Header(&'static [&'static str]),
+}
+
+/// The request bodies a dialect takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bodies {
+    JsonOrMultipart,
+    Json,
+}
+
+/// Byte limits of one dialect's requests, from the server's [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// The whole request body.
+    pub body: usize,
+    /// The image file in it (the body's limit where the vendor sets none apart).
+    pub file: usize,
+}
+
+/// How an endpoint decides live or spoof.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// facelive's operating points (or the caller's threshold, native).
+    OperatingPoints,
+    /// The vendor's fixed threshold on the 0..1 live score.
+    Vendor(f32),
+}
+
+impl Decision {
+    /// The vendor's threshold, if it has one.
+    pub fn threshold(self) -> Option<f32> {
+        match self {
+            Decision::OperatingPoints => None,
+            Decision::Vendor(t) => Some(t),
+        }
+    }
+}
+
+/// One endpoint of a dialect: the paths it answers at and how it decides.
+pub struct Endpoint {
+    /// `POST` paths (the first is the one the vendor documents).
+    pub paths: &'static [&'static str],
+    /// Its name in metrics, logs and the audit trail.
+    pub label: &'static str,
+    pub decision: Decision,
+    pub(crate) handler: fn() -> MethodRouter<Arc<AppState>>,
+}
+
+/// One API dialect: every fact about it that more than one place reads.
+pub struct Dialect {
+    pub name: &'static str,
+    pub key: ApiKey,
+    pub credential: Credential,
+    pub bodies: Bodies,
+    /// The image formats the vendor documents.
+    pub formats: Formats,
+    pub sizes: fn(&Limits) -> Sizes,
+    pub endpoints: &'static [&'static Endpoint],
+}
+
+impl Dialect {
+    /// The pipeline's options for a request of this dialect decided by `rule`.
+    pub(crate) fn options(&self, rule: DecisionRule) -> CheckOptions {
+        CheckOptions {
+            rule,
+            formats: self.formats,
+            ..Default::default()
+        }
+    }
+}
+
+pub static NATIVE: Dialect = Dialect {
+    name: "native",
+    key: ApiKey::Native,
+    credential: Credential::BearerOrSessionToken,
+    bodies: Bodies::JsonOrMultipart,
+    formats: Formats::ALL,
+    sizes: |l| Sizes {
+        body: l.native_body,
+        file: l.native_body,
+    },
+    endpoints: &[&NATIVE_CHECK, &NATIVE_GUIDANCE],
+};
+
+pub static NATIVE_CHECK: Endpoint = Endpoint {
+    paths: &["/v1/liveness"],
+    label: "native",
+    decision: Decision::OperatingPoints,
+    handler: || post(native::check),
+};
+
+/// Capture guidance: the quality checks only, so no decision to log as one.
+pub static NATIVE_GUIDANCE: Endpoint = Endpoint {
+    paths: &["/v1/quality"],
+    label: "guidance",
+    decision: Decision::OperatingPoints,
+    handler: || post(native::quality),
+};
+
+pub static NHN: Dialect = Dialect {
+    name: "nhn",
+    key: ApiKey::Nhn,
+    credential: Credential::AppKeyInPathAndSecret,
+    bodies: Bodies::JsonOrMultipart,
+    // NHN's input guide: PNG and JPEG.
+    formats: Formats::PNG_JPEG,
+    sizes: |l| Sizes {
+        body: Limits::json_or_form_body(l.nhn_file),
+        file: l.nhn_file,
+    },
+    endpoints: &[&Endpoint {
+        paths: &["/v1.0/appkeys/{appKey}/spoofing"],
+        label: "nhn",
+        decision: Decision::OperatingPoints,
+        handler: || post(nhn::spoofing),
+    }],
+};
+
+pub static ACCURA: Dialect = Dialect {
+    name: "accura",
+    key: ApiKey::Accura,
+    credential: Credential::Header(&["api-key"]),
+    bodies: Bodies::JsonOrMultipart,
+    formats: Formats::ALL,
+    sizes: |l| Sizes {
+        body: Limits::json_or_form_body(l.accura_file),
+        file: l.accura_file,
+    },
+    endpoints: &[&Endpoint {
+        paths: &["/v2/api/liveness"],
+        label: "accura",
+        // The vendor's rule: above 55% is live.
+        decision: Decision::Vendor(0.55),
+        handler: || post(accura::liveness),
+    }],
+};
+
+pub static JCV: Dialect = Dialect {
+    name: "jcv",
+    key: ApiKey::Jcv,
+    // The platform's other APIs take `api-key`; its liveness page `X-API-Key`.
+    credential: Credential::Header(&["x-api-key", "api-key"]),
+    bodies: Bodies::Json,
+    // "Request and Response": JPG, PNG and GIF (its first frame).
+    formats: Formats::PNG_JPEG_GIF,
+    sizes: |l| Sizes {
+        body: Limits::json_body_for(l.jcv_file),
+        file: l.jcv_file,
+    },
+    endpoints: &[&Endpoint {
+        paths: &["/v1/jcv/liveness"],
+        label: "jcv",
+        // JCV's recommended threshold, kept whatever the model version.
+        decision: Decision::Vendor(0.5),
+        handler: || post(jcv::liveness),
+    }],
+};
+
+pub static SPOOFSENSE: Dialect = Dialect {
+    name: "spoofsense",
+    key: ApiKey::SpoofSense,
+    credential: Credential::Header(&["x-api-key"]),
+    bodies: Bodies::Json,
+    // Image requirements: png, jpg, jpeg.
+    formats: Formats::PNG_JPEG,
+    sizes: |l| Sizes {
+        body: l.spoofsense_body,
+        file: l.spoofsense_body,
+    },
+    endpoints: &[&SPOOFSENSE_ANTISPOOFING, &SPOOFSENSE_ROBUST],
+};
+
+pub static SPOOFSENSE_ANTISPOOFING: Endpoint = Endpoint {
+    // Its evaluation script posts to /v3/antispoofing.
+    paths: &["/antispoofing", "/v3/antispoofing"],
+    label: "spoofsense",
+    decision: Decision::Vendor(0.55),
+    handler: || post(spoofsense::antispoofing),
+};
+
+pub static SPOOFSENSE_ROBUST: Endpoint = Endpoint {
+    paths: &["/robust"],
+    label: "spoofsense_robust",
+    decision: Decision::Vendor(0.50),
+    handler: || post(spoofsense::robust),
+};
+
+impl Dialect {
+    /// What `/info` says of it.
+    pub(crate) fn describe(&self, limits: &Limits) -> serde_json::Value {
+        let sizes = (self.sizes)(limits);
+        let endpoints: Vec<String> = self
+            .endpoints
+            .iter()
+            .flat_map(|e| e.paths.iter().map(|p| format!("POST {p}")))
+            .collect();
+        let thresholds: serde_json::Map<String, serde_json::Value> = self
+            .endpoints
+            .iter()
+            .filter_map(|e| Some((e.paths[0].to_string(), e.decision.threshold()?.into())))
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "endpoints": endpoints,
+            "max_body_bytes": sizes.body,
+            "max_file_bytes": sizes.file,
+            "formats": self.formats.names(),
+            "multipart": self.bodies == Bodies::JsonOrMultipart,
+            "vendor_thresholds": thresholds,
+        })
+    }
+}
+
+/// Every dialect the server speaks.
+pub static ALL: [&Dialect; 5] = [&NATIVE, &NHN, &ACCURA, &JCV, &SPOOFSENSE];
 
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers

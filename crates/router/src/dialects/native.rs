@@ -16,15 +16,10 @@ use facelive_pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{fraction_box, request_id, FractionBox};
-
-use crate::auth::Place;
-
-use crate::audit::Who;
-use crate::auth::ApiKey;
+use super::{fraction_box, request_id, FractionBox, NATIVE, NATIVE_CHECK, NATIVE_GUIDANCE};
+use crate::admission::{admit, who, Purpose};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::sessions;
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -87,32 +82,25 @@ pub async fn check(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    respond(&state, &headers, req, Use::Verdict, render).await
-}
-
-/// What a request is for: a verdict (which uses up a session token) or guidance.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Use {
-    Verdict,
-    Guidance,
+    respond(&state, &headers, req, Purpose::Verdict, render).await
 }
 
 async fn respond<T: Serialize>(
     state: &AppState,
     headers: &HeaderMap,
     req: Request,
-    purpose: Use,
+    purpose: Purpose,
     shape: fn(Verdict, String) -> T,
 ) -> Response {
     let rid = request_id(headers);
-    let dialect = match purpose {
-        Use::Verdict => "native",
-        Use::Guidance => "guidance",
+    let label = match purpose {
+        Purpose::Verdict => NATIVE_CHECK.label,
+        Purpose::Guidance => NATIVE_GUIDANCE.label,
     };
     // Guidance decides nothing: it stays out of the audit trail.
-    let audited = (purpose == Use::Verdict).then(|| who(headers));
+    let audited = (purpose == Purpose::Verdict).then(|| who(&NATIVE, headers));
     match state
-        .handle(dialect, &rid, audited, run(state, headers, req, purpose))
+        .handle(label, &rid, audited, run(state, req, purpose))
         .await
     {
         Ok(v) => Json(shape(v, rid)).into_response(),
@@ -127,132 +115,31 @@ struct Asked {
     auto_rotate: Option<bool>,
 }
 
-/// Who the audit trail names for a request: the session for a token, else the key.
-fn who(headers: &HeaderMap) -> Who {
-    let token = bearer(headers)
-        .filter(|t| sessions::is_token(t))
-        .and_then(sessions::token_id);
-    match token {
-        Some(id) => Who::Session(id.to_string()),
-        None => Who::Key(ApiKey::Native),
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-/// The native key, or a capture session token, and a place for the request: the key's own,
-/// or the token's (apart from the key's). A verdict spends the token, guidance does not; a
-/// token is spent only once it has a place, so a refusal for load does not use it up.
-fn authorize(state: &AppState, headers: &HeaderMap, purpose: Use) -> Result<Place, ApiError> {
-    let cfg = &state.cfg;
-    match bearer(headers) {
-        Some(t) if cfg.auth && sessions::is_token(t) => {
-            let id = state.sessions.check(t).map_err(ApiError::Session)?;
-            let place = state.admit_token(&id)?;
-            if purpose == Use::Verdict {
-                state.sessions.consume(t).map_err(ApiError::Session)?;
-            }
-            Ok(place)
-        }
-        _ => {
-            crate::auth::check_header(
-                cfg.auth,
-                headers,
-                "authorization",
-                "Bearer ",
-                cfg.keys.native.as_deref(),
-            )?;
-            state.admit_key(ApiKey::Native)
-        }
-    }
-}
-
-/// The key (or token) and a place for it; or the refusal, once the body is read.
-async fn admit(
-    state: &AppState,
-    headers: &HeaderMap,
-    req: Request,
-    purpose: Use,
-) -> Result<(Place, Request), ApiError> {
-    let cfg = &state.cfg;
-    match authorize(state, headers, purpose) {
-        Ok(place) => Ok((place, req)),
-        Err(e) => Err(input::refuse_unread(req, cfg.limits.native_body, &cfg.limits, e).await),
-    }
-}
-
-async fn run(
-    state: &AppState,
-    headers: &HeaderMap,
-    req: Request,
-    purpose: Use,
-) -> Result<Verdict, ApiError> {
-    let (_key, req) = admit(state, headers, req, purpose).await?;
-    let a = read(state, req).await?;
+async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Verdict, ApiError> {
+    let a = admit(state, &NATIVE, purpose, req).await?;
+    let asked = read(state, a.payload, a.sizes.body).await?;
     let opts = CheckOptions {
-        rule: a.rule,
-        auto_rotate: a.auto_rotate,
-        skip_judges: purpose == Use::Guidance,
-        ..Default::default()
+        auto_rotate: asked.auto_rotate,
+        skip_judges: purpose == Purpose::Guidance,
+        ..NATIVE.options(asked.rule)
     };
-    state.judge(a.bytes, opts).await
+    state.judge(asked.bytes, opts).await
 }
 
-async fn read(state: &AppState, req: Request) -> Result<Asked, ApiError> {
-    let cfg = &state.cfg;
-    let limit = cfg.limits.native_body;
-    let (bytes, point, threshold, rotate) = match input::payload(req, limit, &state.cfg.limits)
-        .await?
-    {
-        Payload::Json(body) => {
-            let r: JsonRequest = input::json(&body)?;
-            let bytes = match (r.image.base64, r.image.url) {
-                (Some(b), None) => input::decode_base64(&b)?,
-                (None, Some(u)) => state.fetch(&u, limit).await?,
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::InvalidParam(
-                        "give image.base64 or image.url, not both".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(ApiError::MissingField("image.base64 or image.url".into()))
-                }
-            };
-            (bytes, r.operating_point, r.threshold, r.auto_rotate)
-        }
-        Payload::Multipart(mp) => {
-            let form = input::form(mp, "image", limit).await?;
-            let parse = |k: &str| form.fields.get(k).map(|v| v.trim().to_string());
-            let point = parse("operating_point")
-                .map(|v| v.parse::<OperatingPoint>().map_err(ApiError::InvalidParam))
-                .transpose()?;
-            let threshold = parse("threshold")
-                .map(|v| {
-                    v.parse::<f32>().map_err(|_| {
-                        ApiError::InvalidParam(format!("threshold {v:?} is not a number"))
-                    })
-                })
-                .transpose()?;
-            let rotate = parse("auto_rotate")
-                .map(|v| {
-                    v.parse::<bool>().map_err(|_| {
-                        ApiError::InvalidParam(format!("auto_rotate {v:?} is not true or false"))
-                    })
-                })
-                .transpose()?;
-            let bytes = form
-                .file
-                .ok_or_else(|| ApiError::MissingField("image".into()))?;
-            (bytes, point, threshold, rotate)
-        }
+/// The options of a request, as given (JSON fields or form text fields).
+struct Given {
+    bytes: Vec<u8>,
+    point: Option<OperatingPoint>,
+    threshold: Option<f32>,
+    auto_rotate: Option<bool>,
+}
+
+async fn read(state: &AppState, payload: Payload, limit: usize) -> Result<Asked, ApiError> {
+    let given = match payload {
+        Payload::Json(body) => from_json(state, &body, limit).await?,
+        Payload::Multipart(mp) => from_form(mp, limit).await?,
     };
-    let rule = match (threshold, point) {
+    let rule = match (given.threshold, given.point) {
         (Some(_), Some(_)) => {
             return Err(ApiError::InvalidParam(
                 "give operating_point or threshold, not both".into(),
@@ -267,9 +154,59 @@ async fn read(state: &AppState, req: Request) -> Result<Asked, ApiError> {
         (None, p) => DecisionRule::Point(p.unwrap_or(OperatingPoint::Balanced)),
     };
     Ok(Asked {
-        bytes,
+        bytes: given.bytes,
         rule,
-        auto_rotate: rotate,
+        auto_rotate: given.auto_rotate,
+    })
+}
+
+async fn from_json(state: &AppState, body: &[u8], limit: usize) -> Result<Given, ApiError> {
+    let r: JsonRequest = input::json(body)?;
+    let bytes = match (r.image.base64, r.image.url) {
+        (Some(b), None) => input::decode_base64(&b)?,
+        (None, Some(u)) => state.fetch(&u, limit).await?,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidParam(
+                "give image.base64 or image.url, not both".into(),
+            ))
+        }
+        (None, None) => return Err(ApiError::MissingField("image.base64 or image.url".into())),
+    };
+    Ok(Given {
+        bytes,
+        point: r.operating_point,
+        threshold: r.threshold,
+        auto_rotate: r.auto_rotate,
+    })
+}
+
+async fn from_form(mp: axum::extract::Multipart, limit: usize) -> Result<Given, ApiError> {
+    let form = input::form(mp, "image", limit).await?;
+    let parse = |k: &str| form.fields.get(k).map(|v| v.trim().to_string());
+    let point = parse("operating_point")
+        .map(|v| v.parse::<OperatingPoint>().map_err(ApiError::InvalidParam))
+        .transpose()?;
+    let threshold = parse("threshold")
+        .map(|v| {
+            v.parse::<f32>()
+                .map_err(|_| ApiError::InvalidParam(format!("threshold {v:?} is not a number")))
+        })
+        .transpose()?;
+    let auto_rotate = parse("auto_rotate")
+        .map(|v| {
+            v.parse::<bool>().map_err(|_| {
+                ApiError::InvalidParam(format!("auto_rotate {v:?} is not true or false"))
+            })
+        })
+        .transpose()?;
+    let bytes = form
+        .file
+        .ok_or_else(|| ApiError::MissingField("image".into()))?;
+    Ok(Given {
+        bytes,
+        point,
+        threshold,
+        auto_rotate,
     })
 }
 
@@ -281,7 +218,7 @@ pub async fn quality(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    respond(&state, &headers, req, Use::Guidance, guidance).await
+    respond(&state, &headers, req, Purpose::Guidance, guidance).await
 }
 
 #[derive(Serialize)]

@@ -11,17 +11,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, fraction_point, request_id, FractionBox};
-use crate::audit::Who;
-use crate::auth::ApiKey;
+use crate::admission::{admit, who, Purpose};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -79,17 +77,17 @@ struct Body {
 
 pub async fn spoofing(
     State(state): State<Arc<AppState>>,
-    Path(app_key): Path<String>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
     let rid = request_id(&headers);
+    let d = &super::NHN;
     let res = state
         .handle(
-            "nhn",
+            d.endpoints[0].label,
             &rid,
-            Some(Who::Key(ApiKey::Nhn)),
-            run(&state, &app_key, &headers, req),
+            Some(who(d, &headers)),
+            run(&state, req),
         )
         .await
         .and_then(render);
@@ -118,47 +116,11 @@ fn condition(v: Option<&str>) -> Result<OperatingPoint, ApiError> {
     }
 }
 
-/// The appKey in the path and the secretKey in `Authorization`.
-fn authorize(
-    cfg: &crate::ServerConfig,
-    app_key: &str,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    if !cfg.auth {
-        return Ok(());
-    }
-    let key_ok = cfg
-        .keys
-        .nhn_app_key
-        .as_deref()
-        .is_some_and(|k| crate::auth::keys_match(app_key, k));
-    if !key_ok {
-        return Err(ApiError::Unauthorized);
-    }
-    crate::auth::check_header(
-        true,
-        headers,
-        "authorization",
-        "",
-        cfg.keys.nhn_secret_key.as_deref(),
-    )
-}
-
-async fn run(
-    state: &AppState,
-    app_key: &str,
-    headers: &HeaderMap,
-    req: Request,
-) -> Result<Verdict, ApiError> {
-    let cfg = &state.cfg;
-    let file_limit = cfg.limits.nhn_file;
-    let body_limit = crate::Limits::json_body_for(file_limit).max(file_limit + 64 * 1024);
-    let gate = authorize(cfg, app_key, headers).and_then(|()| state.admit_key(ApiKey::Nhn));
-    let _key = match gate {
-        Ok(place) => place,
-        Err(e) => return Err(input::refuse_unread(req, body_limit, &cfg.limits, e).await),
-    };
-    let (bytes, point) = match input::payload(req, body_limit, &state.cfg.limits).await? {
+async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
+    let d = &super::NHN;
+    let a = admit(state, d, Purpose::Verdict, req).await?;
+    let file_limit = a.sizes.file;
+    let (bytes, point) = match a.payload {
         Payload::Json(body) => {
             let r: JsonRequest =
                 input::json(&body).map_err(|e| ApiError::InvalidParam(e.to_string()))?;
@@ -166,19 +128,7 @@ async fn run(
             let image = r
                 .image
                 .ok_or_else(|| ApiError::MissingField("image".into()))?;
-            let bytes = match (image.url, image.bytes) {
-                (Some(u), None) => state.fetch(&u, file_limit).await?,
-                (None, Some(b)) => input::decode_base64(&b)?,
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::InvalidParam(
-                        "image.url and image.bytes are exclusive".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(ApiError::MissingField("image.url or image.bytes".into()))
-                }
-            };
-            (bytes, point)
+            (image_bytes(state, image, file_limit).await?, point)
         }
         Payload::Multipart(mp) => {
             let form = input::form(mp, "imageFile", file_limit).await?;
@@ -190,18 +140,27 @@ async fn run(
         }
     };
     input::check_file_size(&bytes, file_limit)?;
-    state
-        .judge(
-            bytes,
-            CheckOptions {
-                rule: DecisionRule::Point(point),
-                judge_all_faces: true,
-                // NHN's input guide: PNG and JPEG.
-                formats: Formats::PNG_JPEG,
-                ..Default::default()
-            },
-        )
-        .await
+    let opts = CheckOptions {
+        judge_all_faces: true,
+        ..d.options(DecisionRule::Point(point))
+    };
+    state.judge(bytes, opts).await
+}
+
+/// The image of a JSON request: fetched from its URL or decoded from its bytes.
+async fn image_bytes(
+    state: &AppState,
+    image: ImageSource,
+    file_limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    match (image.url, image.bytes) {
+        (Some(u), None) => state.fetch(&u, file_limit).await,
+        (None, Some(b)) => input::decode_base64(&b),
+        (Some(_), Some(_)) => Err(ApiError::InvalidParam(
+            "image.url and image.bytes are exclusive".into(),
+        )),
+        (None, None) => Err(ApiError::MissingField("image.url or image.bytes".into())),
+    }
 }
 
 const LANDMARK_NAMES: [&str; 5] = ["leftEye", "rightEye", "nose", "leftLip", "rightLip"];

@@ -16,14 +16,13 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::ingest::Formats;
-use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Verdict};
+use facelive_pipeline::{DecisionRule, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Who;
-use crate::auth::ApiKey;
+use super::{Endpoint, SPOOFSENSE, SPOOFSENSE_ANTISPOOFING, SPOOFSENSE_ROBUST};
+use crate::admission::{admit, who, Purpose};
 use crate::error::ApiError;
-use crate::input::{self, Payload};
+use crate::input;
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -52,28 +51,27 @@ pub async fn antispoofing(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    endpoint(state, headers, req, 0.55, "spoofsense").await
+    endpoint(state, headers, req, &SPOOFSENSE_ANTISPOOFING).await
 }
 
 pub async fn robust(state: State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
-    endpoint(state, headers, req, 0.50, "spoofsense_robust").await
+    endpoint(state, headers, req, &SPOOFSENSE_ROBUST).await
 }
 
 async fn endpoint(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     req: Request,
-    threshold: f32,
-    dialect: &'static str,
+    e: &'static Endpoint,
 ) -> Response {
     let rid = super::request_id(&headers);
+    let threshold = e
+        .decision
+        .threshold()
+        .expect("SpoofSense decides at its own thresholds");
+    let who = who(&SPOOFSENSE, &headers);
     let res = state
-        .handle(
-            dialect,
-            &rid,
-            Some(Who::Key(ApiKey::SpoofSense)),
-            run(&state, &headers, req, threshold),
-        )
+        .handle(e.label, &rid, Some(who), run(&state, req, threshold))
         .await;
     match res {
         Ok(v) => Json(render(&v)).into_response(),
@@ -109,44 +107,17 @@ fn failure(e: &ApiError) -> Response {
 /// SpoofSense's smallest face, either side, in original pixels.
 const MIN_FACE: f32 = 128.0;
 
-async fn run(
-    state: &AppState,
-    headers: &HeaderMap,
-    req: Request,
-    threshold: f32,
-) -> Result<Verdict, ApiError> {
-    let cfg = &state.cfg;
-    let limit = cfg.limits.spoofsense_body;
-    let key = cfg.keys.spoofsense.as_deref();
-    let gate = crate::auth::check_header(cfg.auth, headers, "x-api-key", "", key)
-        .and_then(|()| state.admit_key(ApiKey::SpoofSense));
-    let _key = match gate {
-        Ok(place) => place,
-        Err(e) => return Err(input::refuse_unread(req, limit, &cfg.limits, e).await),
-    };
-    let body = match input::payload(req, limit, &state.cfg.limits).await? {
-        Payload::Json(b) => b,
-        Payload::Multipart(_) => {
-            return Err(ApiError::UnsupportedMediaType("multipart/form-data".into()))
-        }
-    };
+async fn run(state: &AppState, req: Request, threshold: f32) -> Result<Verdict, ApiError> {
+    let a = admit(state, &SPOOFSENSE, Purpose::Verdict, req).await?;
+    let body = a.json()?;
     let r: JsonRequest = input::json(&body)?;
     let data = r
         .data
         .filter(|d| !d.trim().is_empty())
         .ok_or_else(|| ApiError::MissingField("data".into()))?;
     let bytes = input::decode_base64(&data)?;
-    state
-        .judge(
-            bytes,
-            CheckOptions {
-                rule: DecisionRule::Threshold(threshold),
-                // Image requirements: png, jpg, jpeg.
-                formats: Formats::PNG_JPEG,
-                ..Default::default()
-            },
-        )
-        .await
+    let opts = SPOOFSENSE.options(DecisionRule::Threshold(threshold));
+    state.judge(bytes, opts).await
 }
 
 /// SpoofSense's code for an image that cannot be judged, by the reason facelive found.
