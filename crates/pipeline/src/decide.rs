@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Named sensitivity presets (NHN's `spoofingCondition`): stricter points demand a higher
 /// live score, so they let fewer attacks through and turn more real users away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OperatingPoint {
     Weak,

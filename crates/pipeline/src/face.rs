@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// An axis-aligned box in pixels: top-left corner and size.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BBox {
     pub x: f32,
     pub y: f32,
@@ -38,6 +39,7 @@ impl BBox {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Point {
     pub x: f32,
     pub y: f32,
@@ -47,6 +49,7 @@ pub struct Point {
 /// image (the convention used throughout facelive's API):
 /// `left_eye` is the eye on the image's left (the subject's right eye).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Landmarks {
     pub left_eye: Point,
     pub right_eye: Point,

@@ -81,6 +81,7 @@ pub struct CheckOptions {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Live,
@@ -99,6 +100,7 @@ pub struct JudgedFace {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timings {
     pub decode_ms: f64,
     pub detect_ms: f64,
@@ -107,6 +109,7 @@ pub struct Timings {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelPack {
     pub name: String,
     pub version: String,

@@ -9,6 +9,7 @@ use crate::image::RgbImage;
 use crate::ingest::downscale_region;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     Off,
@@ -90,6 +91,7 @@ impl Default for QualityConfig {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityCheck {
     /// Stable name.
     pub name: &'static str,

@@ -257,6 +257,64 @@ impl ApiError {
         }
     }
 
+    /// One error of each kind whose mapping differs (the pipeline's model and inference
+    /// faults map as `Internal` does): what the API description derives each dialect's
+    /// error statuses from.
+    pub fn examples() -> Vec<ApiError> {
+        let text = || String::new();
+        let p = ApiError::Pipeline;
+        vec![
+            ApiError::Unauthorized,
+            ApiError::Session(SessionRefusal::Invalid),
+            ApiError::BodyTooLarge { limit: 0 },
+            ApiError::ImageTooLarge { size: 0, limit: 0 },
+            ApiError::ImageTooSmall {
+                width: 0,
+                height: 0,
+            },
+            ApiError::BadBase64,
+            ApiError::MissingField(text()),
+            ApiError::InvalidParam(text()),
+            ApiError::UnsupportedMediaType(text()),
+            ApiError::BadJson(text()),
+            ApiError::UrlForbidden(text()),
+            ApiError::UrlFetch(text()),
+            ApiError::UrlTimeout,
+            ApiError::SlowBody { min_rate: 0 },
+            ApiError::KeyBusy { limit: 0 },
+            ApiError::TokenBusy {
+                limit: 0,
+                all: false,
+            },
+            ApiError::FaceNotFound,
+            ApiError::Busy,
+            ApiError::Timeout,
+            ApiError::Internal(text()),
+            p(PipelineError::EmptyInput),
+            p(PipelineError::NotAnImage { found: text() }),
+            p(PipelineError::UnsupportedFormat {
+                found: text(),
+                accepted: text(),
+            }),
+            p(PipelineError::ImageTooLarge {
+                width: 0,
+                height: 0,
+                limit: 0,
+            }),
+            p(PipelineError::CorruptImage {
+                format: "",
+                reason: text(),
+            }),
+            p(PipelineError::UnsupportedColour(text())),
+            p(PipelineError::InvalidRequest(text())),
+        ]
+    }
+
+    /// The HTTP status of the one mapping (native, Accura and JCV answer with it).
+    pub fn status(&self) -> StatusCode {
+        self.mapping().status
+    }
+
     /// Seconds a client should wait before retrying, for the overload answers.
     pub fn retry_after(&self) -> Option<u32> {
         matches!(

@@ -24,9 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue};
-use axum::routing::{get, post};
-
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use facelive_pipeline::{CheckOptions, Outcome, Pipeline, Verdict};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -49,6 +48,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use work::Workers;
 
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// Capture session tokens are issued here (native key only).
+pub const SESSIONS: &str = "/v1/sessions";
 
 /// The longest client `X-Request-Id` kept (it goes into logs and answers).
 pub const MAX_REQUEST_ID: usize = 128;
@@ -263,20 +265,49 @@ fn dialect_routes(limits: &Limits) -> Router<Arc<AppState>> {
     router
 }
 
+/// Every route besides the dialects' checks: method, path, handler.
+fn others() -> [(Method, &'static str, MethodRouter<Arc<AppState>>); 10] {
+    [
+        (Method::POST, SESSIONS, post(dialects::native::session)),
+        (Method::GET, ops::CAPTURE, get(ops::capture_page)),
+        (Method::GET, ops::CAPTURE_MODULE, get(ops::capture_module)),
+        (
+            Method::GET,
+            ops::CAPTURE_SCRIPT,
+            get(ops::capture_page_script),
+        ),
+        (Method::GET, ops::HEALTH, get(ops::health)),
+        (Method::GET, ops::READY, get(ops::ready)),
+        (Method::GET, ops::INFO, get(ops::info)),
+        (Method::GET, ops::METRICS, get(ops::metrics)),
+        (Method::GET, ops::OPENAPI, get(ops::openapi)),
+        (Method::GET, ops::DOCS, get(ops::docs)),
+    ]
+}
+
+fn other_routes() -> Router<Arc<AppState>> {
+    others()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
+}
+
+/// Every route [`app`] serves, as method and path: what the API description must cover.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    let checks = dialects::ALL
+        .iter()
+        .flat_map(|d| d.endpoints.iter())
+        .flat_map(|e| e.paths.iter().map(|p| (Method::POST, *p)));
+    let others = others().into_iter().map(|(m, p, _)| (m, p));
+    checks.chain(others).collect()
+}
+
 /// The whole HTTP surface.
 pub fn app(state: Arc<AppState>) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     dialect_routes(&state.cfg.limits)
-        .route("/v1/sessions", post(dialects::native::session))
-        .route("/capture", get(ops::capture_page))
-        .route("/capture/facelive-capture.js", get(ops::capture_module))
-        .route("/capture/page.js", get(ops::capture_page_script))
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/info", get(ops::info))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/docs", get(ops::docs))
+        .merge(other_routes())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(axum::middleware::map_request(screen_request_id))

@@ -1,127 +1,184 @@
-//! The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
+//! The OpenAPI 3.1 description served at `/openapi.json`, derived from the types: request
+//! and answer schemas from the dialects' own structs, one `#[utoipa::path]` per handler.
+//! What the attributes cannot know is added from the tables they would otherwise repeat:
+//! each dialect's error statuses (from [`ApiError::mapping`] through its table entry), its
+//! credential, formats and byte limits, and its extra paths (`/v3/antispoofing`).
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-fn error_ref() -> Value {
-    json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
+use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr, Response};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::config::Limits;
+use crate::dialects::{self, Credential, Dialect};
+use crate::error::ApiError;
+
+/// The native API's multipart form.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the form `input::form` reads.
+pub(crate) struct NativeForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    operating_point: Option<facelive_pipeline::OperatingPoint>,
+    /// 0..1; overrides operating_point.
+    threshold: Option<String>,
+    /// true or false: apply the EXIF orientation.
+    auto_rotate: Option<String>,
 }
 
-fn json_body(schema: Value) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+/// NHN's multipart form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct NhnForm {
+    #[serde(rename = "imageFile")]
+    #[schema(value_type = String, format = Binary)]
+    image_file: Vec<u8>,
+    /// weak, balanced (default) or strict.
+    #[serde(rename = "spoofingCondition")]
+    spoofing_condition: Option<String>,
 }
 
-pub fn document() -> Value {
-    let image_source = json!({
-        "type": "object",
-        "description": "exactly one of base64 and url",
-        "properties": {
-            "base64": {"type": "string", "description": "PNG or JPEG bytes, standard base64 (a data: URI prefix is accepted)"},
-            "url": {"type": "string", "format": "uri", "description": "http(s) URL on port 80, 443 or 10000-12000; private, loopback and link-local addresses are refused"}
+/// Accura's multipart form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct AccuraForm {
+    #[schema(value_type = String, format = Binary)]
+    liveness_image: Vec<u8>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "facelive",
+        description = "Self-hosted passive face liveness: one image in, a verdict on its largest face out. The native API exposes everything; the NHN, Accura, JCV and SpoofSense dialects answer in their vendors' shapes."
+    ),
+    paths(
+        dialects::native::check,
+        dialects::native::quality,
+        dialects::native::session,
+        dialects::nhn::spoofing,
+        dialects::accura::liveness,
+        dialects::jcv::liveness,
+        dialects::spoofsense::antispoofing,
+        dialects::spoofsense::robust,
+        crate::ops::health,
+        crate::ops::ready,
+        crate::ops::info,
+        crate::ops::metrics,
+        crate::ops::openapi,
+        crate::ops::docs,
+        crate::ops::capture_page,
+        crate::ops::capture_page_script,
+        crate::ops::capture_module,
+    )
+)]
+struct Api;
+
+/// The document for a server with these limits.
+pub fn document(limits: &Limits) -> Document {
+    let mut doc = Api::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    for d in dialects::ALL {
+        describe_dialect(&mut doc, d, limits);
+    }
+    doc
+}
+
+/// Adds what the tables know to each of `d`'s operations.
+fn describe_dialect(doc: &mut Document, d: &Dialect, limits: &Limits) {
+    let sizes = (d.sizes)(limits);
+    let scheme = security_scheme(d.credential);
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(d.name, scheme);
+    for e in d.endpoints {
+        let Some(mut item) = doc.paths.paths.get(e.paths[0]).cloned() else {
+            continue;
+        };
+        if let Some(op) = item.post.as_mut() {
+            let mut notes = vec![
+                format!("Image formats: {}.", d.formats.names().join(", ")),
+                format!(
+                    "At most {} bytes of body, {} bytes of image file.",
+                    sizes.body, sizes.file
+                ),
+            ];
+            if let Some(t) = e.decision.threshold() {
+                notes.push(format!("Live above the vendor's threshold {t}."));
+            }
+            let text = op.description.take().unwrap_or_default();
+            op.description = Some(format!("{text}\n\n{}", notes.join(" ")).trim().to_string());
+            op.security = Some(vec![SecurityRequirement::new::<_, _, &str>(d.name, [])]);
+            error_responses(op, d);
         }
-    });
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "facelive",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Self-hosted passive face liveness: one image in, a verdict on its largest face out. The native API exposes everything; the NHN, Accura, JCV and SpoofSense dialects answer in their vendors' shapes."
-        },
-        "paths": {
-            "/v1/liveness": {"post": {
-                "summary": "Native API: judge the largest face",
-                "description": "Authorization: Bearer <key>. JSON or multipart (file field `image`, text fields `operating_point`, `threshold`, `auto_rotate`). `outcome` is live, spoof, or retry (the image cannot be judged: no face, failed quality check).",
-                "requestBody": {"required": true, "content": {
-                    "application/json": {"schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": image_source,
-                        "operating_point": {"enum": ["weak", "balanced", "strict"], "default": "balanced"},
-                        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "overrides operating_point"},
-                        "auto_rotate": {"type": "boolean", "default": true, "description": "apply the EXIF orientation"}
-                    }}},
-                    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "operating_point": {"type": "string"}, "threshold": {"type": "string"}, "auto_rotate": {"type": "string"}
-                    }}}
-                }},
-                "responses": {
-                    "200": {"description": "verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}}},
-                    "400": error_ref(), "401": error_ref(), "413": error_ref(), "415": error_ref(),
-                    "422": error_ref(), "500": error_ref(), "503": error_ref()
+        for path in e.paths {
+            doc.paths.paths.insert(path.to_string(), item.clone());
+        }
+    }
+}
+
+fn security_scheme(c: Credential) -> SecurityScheme {
+    let header = |name: &str| SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(name)));
+    match c {
+        Credential::BearerOrSessionToken => {
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build())
+        }
+        // The app key is the path's `{appKey}`; the secret key this header.
+        Credential::AppKeyInPathAndSecret => header("Authorization"),
+        Credential::Header(names) => header(names[0]),
+    }
+}
+
+/// Replaces the handler's `default` error answer by one answer per status the dialect
+/// gives an error, each naming the error codes that land there.
+fn error_responses(op: &mut Operation, d: &Dialect) {
+    let Some(RefOr::T(error)) = op.responses.responses.remove("default") else {
+        return;
+    };
+    let mut codes: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
+    for e in ApiError::examples() {
+        let at = codes.entry((d.error_status)(&e).as_u16()).or_default();
+        let code = e.mapping().code;
+        if !at.contains(&code) {
+            at.push(code);
+        }
+    }
+    for (status, names) in codes {
+        let key = status.to_string();
+        let description = format!("error: {}", names.join(", "));
+        match op.responses.responses.get_mut(&key) {
+            // NHN and SpoofSense answer errors with the success status: say so there.
+            Some(RefOr::T(ok)) => ok.description = format!("{}; or {description}", ok.description),
+            _ => {
+                let mut r = Response::new(description);
+                r.content = error.content.clone();
+                op.responses.responses.insert(key, RefOr::T(r));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_has_its_dialects_security_and_no_default_answer() {
+        let doc = serde_json::to_value(document(&Limits::default())).unwrap();
+        for d in dialects::ALL {
+            for e in d.endpoints {
+                for p in e.paths {
+                    let op = &doc["paths"][p]["post"];
+                    assert!(op["security"][0][d.name].is_array(), "{p}: {op}");
+                    assert!(op["responses"].get("default").is_none(), "{p}");
                 }
-            }},
-            "/v1.0/appkeys/{appKey}/spoofing": {"post": {
-                "summary": "NHN Cloud Face Liveness dialect",
-                "description": "Authorization: <secretKey>. Every face is reported; spoofing is true for an attack; confidence is the detection confidence; coordinates are fractions of the image size. Errors carry NHN result codes (-40000, -41005, -45020, -45030, -45040, -45050, -45060, -50000).",
-                "parameters": [{"name": "appKey", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"required": true, "content": {
-                    "application/json": {"schema": {"type": "object", "properties": {
-                        "image": {"type": "object", "properties": {"url": {"type": "string"}, "bytes": {"type": "string"}}},
-                        "spoofingCondition": {"enum": ["weak", "balanced", "strict"]}
-                    }}},
-                    "multipart/form-data": {"schema": {"type": "object", "properties": {
-                        "imageFile": {"type": "string", "format": "binary"}, "spoofingCondition": {"type": "string"}
-                    }}}
-                }},
-                "responses": {"200": {"description": "header {isSuccessful, resultCode, resultMessage} and data {faceDetailCount, faceDetails[{bbox {x0,y0,x1,y1}, landmarks [{type, x, y}], spoofing, confidence}]}"}}
-            }},
-            "/v2/api/liveness": {"post": {
-                "summary": "Accura Scan dialect",
-                "description": "Api-Key header; multipart file field liveness_image, at most 1 MB. liveness_score in percent; above 55 is live.",
-                "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["liveness_image"], "properties": {"liveness_image": {"type": "string", "format": "binary"}}}}}},
-                "responses": {"200": {"description": "{status: success, message, request_id, liveness_score, threshold: 55, liveness_status: live|spoof|retry, retry_reason}"}, "4XX": {"description": "{status: error, error_code, message, request_id}"}}
-            }},
-            "/v1/jcv/liveness": {"post": {
-                "summary": "JCV Liveness dialect",
-                "description": "X-API-Key header. images[0] (index 0, type RGB, data base64) is analysed; later items are ignored. autoRotate applies the EXIF orientation.",
-                "requestBody": json_body(json!({"type": "object", "required": ["images"], "properties": {
-                    "images": {"type": "array", "items": {"type": "object", "required": ["index", "type", "data"], "properties": {
-                        "index": {"type": "integer"}, "type": {"const": "RGB"}, "data": {"type": "string"}}}},
-                    "autoRotate": {"type": "boolean", "default": false}
-                }})),
-                "responses": {"200": {"description": "{status: ok|retry, score, live, threshold: 0.5, position {top, left, width, height}, model {name, version}, retry_reason, request_id}"}, "4XX": {"description": "{status: error, error {code, message}, request_id}"}}
-            }},
-            "/antispoofing": {"post": {
-                "summary": "SpoofSense dialect (threshold 0.55)",
-                "description": "x-api-key header. Bodies over 10 MB get 413.",
-                "requestBody": json_body(json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}})),
-                "responses": {"200": {"description": "{success, message, model_output {pred_idx: real|spoof, prob_real}} or {success: false, error_code}"}}
-            }},
-            "/robust": {"post": {
-                "summary": "SpoofSense dialect for low-quality captures (threshold 0.50)",
-                "requestBody": json_body(json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}})),
-                "responses": {"200": {"description": "as /antispoofing"}}
-            }},
-            "/health": {"get": {"summary": "the process is up", "responses": {"200": {"description": "{status: ok}"}}}},
-            "/ready": {"get": {"summary": "models loaded and warm", "responses": {"200": {"description": "ready"}, "503": {"description": "warming up"}}}},
-            "/info": {"get": {"summary": "version, model pack, thresholds per operating point, dialects", "responses": {"200": {"description": "info"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics: requests by dialect and outcome, latency per stage", "responses": {"200": {"description": "text exposition format"}}}}
-        },
-        "components": {"schemas": {
-            "Error": {"type": "object", "properties": {
-                "request_id": {"type": "string"},
-                "error": {"type": "object", "properties": {"code": {"type": "string", "description": "stable machine-readable code"}, "message": {"type": "string"}}}
-            }},
-            "Box": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}, "width": {"type": "number"}, "height": {"type": "number"}}},
-            "Verdict": {"type": "object", "properties": {
-                "request_id": {"type": "string"},
-                "outcome": {"enum": ["live", "spoof", "retry"]},
-                "retry_reason": {"type": ["string", "null"], "description": "no_face or the name of the failed enforced quality check"},
-                "live_score": {"type": ["number", "null"]},
-                "threshold": {"type": "number"},
-                "operating_point": {"type": ["string", "null"]},
-                "model_pack": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
-                "face": {"type": ["object", "null"], "properties": {
-                    "box": {"$ref": "#/components/schemas/Box"},
-                    "box_fraction": {"type": "object", "properties": {"x0": {"type": "number"}, "y0": {"type": "number"}, "x1": {"type": "number"}, "y1": {"type": "number"}}},
-                    "landmarks": {"type": "object", "description": "left_eye, right_eye, nose, mouth_left, mouth_right as {x, y} pixels; left = the image's left"},
-                    "detection_score": {"type": "number"},
-                    "live_score": {"type": ["number", "null"]}
-                }},
-                "other_faces": {"type": "array"},
-                "per_model": {"type": "array", "items": {"type": "object", "properties": {"model": {"type": "string"}, "live_score": {"type": "number"}}}},
-                "quality": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "description": "image_size, face_size, face_padding, face_share, eye_distance, yaw, pitch, roll, brightness, exposure, sharpness, face_count"}, "value": {"type": "number"}, "min": {"type": ["number", "null"]}, "max": {"type": ["number", "null"]}, "pass": {"type": "boolean"}, "policy": {"enum": ["off", "warn", "enforce"]}, "hint": {"type": "string"}}}},
-                "image": {"type": "object"},
-                "timings": {"type": "object", "properties": {"decode_ms": {"type": "number"}, "detect_ms": {"type": "number"}, "judge_ms": {"type": "number"}, "total_ms": {"type": "number"}}}
-            }}
-        }}
-    })
+            }
+        }
+        if std::env::var_os("FACELIVE_DUMP_OPENAPI").is_some() {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        }
+    }
 }

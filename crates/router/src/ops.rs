@@ -13,10 +13,23 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
+// The paths of the operational endpoints (routes and API description read them).
+pub const HEALTH: &str = "/health";
+pub const READY: &str = "/ready";
+pub const INFO: &str = "/info";
+pub const METRICS: &str = "/metrics";
+pub const OPENAPI: &str = "/openapi.json";
+pub const DOCS: &str = "/docs";
+pub const CAPTURE: &str = "/capture";
+pub const CAPTURE_SCRIPT: &str = "/capture/page.js";
+pub const CAPTURE_MODULE: &str = "/capture/facelive-capture.js";
+
+#[utoipa::path(get, path = HEALTH, tag = "operations", responses((status = 200, description = "the process is up")))]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = READY, tag = "operations", responses((status = 200, description = "models loaded and warm"), (status = 503, description = "warming up or draining")))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let status = if state.draining.load(Ordering::SeqCst) {
         "draining"
@@ -32,6 +45,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = INFO, tag = "operations", responses((status = 200, description = "version, model pack, engines, thresholds, dialects with their endpoints, limits and formats")))]
 pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     let cfg = &state.cfg;
     let p = state.pipeline.config();
@@ -65,6 +79,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(get, path = METRICS, tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let capacity = state.cfg.workers.max(1) + state.cfg.queue;
     metrics::gauge!("facelive_requests_in_flight").set(state.workers.in_flight(capacity) as f64);
@@ -75,16 +90,19 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-pub async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+#[utoipa::path(get, path = OPENAPI, tag = "operations", responses((status = 200, description = "this document")))]
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::document(&state.cfg.limits))
 }
 
+#[utoipa::path(get, path = DOCS, tag = "operations", responses((status = 200, description = "this document as a page that works offline", content_type = "text/html")))]
 pub async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }
 
 /// The capture page: camera, guidance, verdict (see docs/CAPTURE.md). Everything it needs
 /// is in the binary: no CDN, nothing fetched but this server's API.
+#[utoipa::path(get, path = CAPTURE, tag = "capture", responses((status = 200, description = "the capture page", content_type = "text/html")))]
 pub async fn capture_page() -> Response {
     (
         [
@@ -105,6 +123,7 @@ pub async fn capture_page() -> Response {
 }
 
 /// The capture page's own script (no inline script: the page's policy forbids it).
+#[utoipa::path(get, path = CAPTURE_SCRIPT, tag = "capture", responses((status = 200, description = "the capture page's script", content_type = "text/javascript")))]
 pub async fn capture_page_script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -114,6 +133,7 @@ pub async fn capture_page_script() -> Response {
 }
 
 /// The embeddable client: one ES module, `capture(element, options)`.
+#[utoipa::path(get, path = CAPTURE_MODULE, tag = "capture", responses((status = 200, description = "the embeddable capture client, one ES module", content_type = "text/javascript")))]
 pub async fn capture_module() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],

@@ -27,7 +27,8 @@ pub enum SessionRefusal {
 }
 
 /// A token issued to a page.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub struct Issued {
     pub token: String,
     /// Unix seconds.

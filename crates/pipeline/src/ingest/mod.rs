@@ -50,6 +50,7 @@ impl Default for IngestOptions {
 
 /// What the ingest stage knows about the input, reported with every verdict.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
     pub format: Format,
     /// Size in original pixels, after the EXIF orientation was applied (if it was).

@@ -109,6 +109,7 @@ pub trait Judge: Send + Sync {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelScore {
     pub model: String,
     pub live_score: f32,

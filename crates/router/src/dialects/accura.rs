@@ -22,7 +22,8 @@ use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AccuraJsonRequest)]
 struct JsonRequest {
     liveness_image: Option<String>,
 }
@@ -33,7 +34,8 @@ fn threshold_percent() -> f32 {
     (t.expect("Accura decides at its own threshold") * 100.0).round()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AccuraSuccess)]
 struct Success {
     status: &'static str,
     message: String,
@@ -44,7 +46,8 @@ struct Success {
     retry_reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AccuraFailure)]
 struct Failure {
     status: &'static str,
     error_code: &'static str,
@@ -52,6 +55,22 @@ struct Failure {
     request_id: String,
 }
 
+/// Accura Scan
+///
+/// `liveness_score` is a percentage; above `threshold` (55) is live.
+#[utoipa::path(
+    post,
+    path = super::ACCURA.endpoints[0].paths[0],
+    tag = "accura",
+    request_body(content(
+        (crate::openapi::AccuraForm = "multipart/form-data"),
+        (JsonRequest = "application/json")
+    )),
+    responses(
+        (status = 200, description = "the verdict", body = Success),
+        (status = "default", description = "an error", body = Failure)
+    )
+)]
 pub async fn liveness(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

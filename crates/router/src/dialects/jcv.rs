@@ -29,14 +29,16 @@ fn threshold() -> f32 {
     t.expect("JCV decides at its own threshold")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = JcvRequest)]
 #[serde(rename_all = "camelCase")]
 struct JsonRequest {
     images: Option<Vec<Item>>,
     auto_rotate: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = JcvImage)]
 struct Item {
     index: Option<i64>,
     #[serde(rename = "type")]
@@ -44,7 +46,8 @@ struct Item {
     data: Option<String>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
+#[schema(as = JcvPosition)]
 struct Position {
     top: i64,
     left: i64,
@@ -52,7 +55,8 @@ struct Position {
     height: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = JcvSuccess)]
 struct Success {
     status: &'static str,
     score: Option<f32>,
@@ -64,14 +68,16 @@ struct Success {
     request_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = JcvFailure)]
 struct Failure {
     status: &'static str,
     error: Detail,
     request_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = JcvErrorDetail)]
 struct Detail {
     code: &'static str,
     message: String,
@@ -91,6 +97,19 @@ fn position(b: &BBox, width: u32, height: u32) -> Position {
     }
 }
 
+/// JCV Liveness
+///
+/// Only `images[0]` is analysed; its largest face's `position` is always answered.
+#[utoipa::path(
+    post,
+    path = super::JCV.endpoints[0].paths[0],
+    tag = "jcv",
+    request_body(content((JsonRequest = "application/json"))),
+    responses(
+        (status = 200, description = "the verdict", body = Success),
+        (status = "default", description = "an error", body = Failure)
+    )
+)]
 pub async fn liveness(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

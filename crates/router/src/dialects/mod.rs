@@ -9,7 +9,7 @@ pub(crate) mod spoofsense;
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
@@ -87,6 +87,8 @@ pub struct Dialect {
     /// The image formats the vendor documents.
     pub formats: Formats,
     pub sizes: fn(&Limits) -> Sizes,
+    /// The HTTP status of an error's answer (NHN answers 200 for all, SpoofSense for most).
+    pub error_status: fn(&ApiError) -> StatusCode,
     pub endpoints: &'static [&'static Endpoint],
 }
 
@@ -111,6 +113,7 @@ pub static NATIVE: Dialect = Dialect {
         body: l.native_body,
         file: l.native_body,
     },
+    error_status: ApiError::status,
     endpoints: &[&NATIVE_CHECK, &NATIVE_GUIDANCE],
 };
 
@@ -140,6 +143,7 @@ pub static NHN: Dialect = Dialect {
         body: Limits::json_or_form_body(l.nhn_file),
         file: l.nhn_file,
     },
+    error_status: ApiError::nhn_status,
     endpoints: &[&Endpoint {
         paths: &["/v1.0/appkeys/{appKey}/spoofing"],
         label: "nhn",
@@ -158,6 +162,7 @@ pub static ACCURA: Dialect = Dialect {
         body: Limits::json_or_form_body(l.accura_file),
         file: l.accura_file,
     },
+    error_status: ApiError::status,
     endpoints: &[&Endpoint {
         paths: &["/v2/api/liveness"],
         label: "accura",
@@ -179,6 +184,7 @@ pub static JCV: Dialect = Dialect {
         body: Limits::json_body_for(l.jcv_file),
         file: l.jcv_file,
     },
+    error_status: ApiError::status,
     endpoints: &[&Endpoint {
         paths: &["/v1/jcv/liveness"],
         label: "jcv",
@@ -199,6 +205,7 @@ pub static SPOOFSENSE: Dialect = Dialect {
         body: l.spoofsense_body,
         file: l.spoofsense_body,
     },
+    error_status: ApiError::spoofsense_status,
     endpoints: &[&SPOOFSENSE_ANTISPOOFING, &SPOOFSENSE_ROBUST],
 };
 
@@ -255,7 +262,7 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// A box as fractions of the image size (0..1, clamped).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub(crate) struct FractionBox {
     pub x0: f32,
     pub y0: f32,

@@ -22,7 +22,8 @@ use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NativeRequest)]
 #[serde(deny_unknown_fields)]
 struct JsonRequest {
     image: ImageSource,
@@ -31,14 +32,15 @@ struct JsonRequest {
     auto_rotate: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NativeImageSource)]
 #[serde(deny_unknown_fields)]
 struct ImageSource {
     base64: Option<String>,
     url: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NativeFace {
     #[serde(rename = "box")]
     pub bbox: BBox,
@@ -48,7 +50,7 @@ pub struct NativeFace {
     pub live_score: Option<f32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NativeResponse {
     pub request_id: String,
     pub outcome: Outcome,
@@ -65,18 +67,38 @@ pub struct NativeResponse {
     pub timings: Timings,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NativeError)]
 struct ErrorBody {
     request_id: String,
     error: ErrorDetail,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NativeErrorDetail)]
 struct ErrorDetail {
     code: &'static str,
     message: String,
 }
 
+/// Native API: judge the largest face
+///
+/// JSON, or multipart with the file field `image` and the same options as text fields.
+/// `outcome` is live, spoof, or retry (the image cannot be judged: no face, a failed
+/// quality check, named by `retry_reason`).
+#[utoipa::path(
+    post,
+    path = NATIVE_CHECK.paths[0],
+    tag = "native",
+    request_body(content(
+        (JsonRequest = "application/json"),
+        (crate::openapi::NativeForm = "multipart/form-data")
+    )),
+    responses(
+        (status = 200, description = "the verdict", body = NativeResponse),
+        (status = "default", description = "an error", body = ErrorBody)
+    )
+)]
 pub async fn check(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -213,6 +235,19 @@ async fn from_form(mp: axum::extract::Multipart, limit: usize) -> Result<Given, 
 /// `POST /v1/quality`: capture guidance. The same request as `/v1/liveness`; the pipeline
 /// stops after the quality checks (no anti-spoof models), and the answer says whether the
 /// capture is fit to judge and what to change. A session token stays usable.
+#[utoipa::path(
+    post,
+    path = NATIVE_GUIDANCE.paths[0],
+    tag = "native",
+    request_body(content(
+        (JsonRequest = "application/json"),
+        (crate::openapi::NativeForm = "multipart/form-data")
+    )),
+    responses(
+        (status = 200, description = "the guidance", body = Guidance),
+        (status = "default", description = "an error", body = ErrorBody)
+    )
+)]
 pub async fn quality(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -221,7 +256,7 @@ pub async fn quality(
     respond(&state, &headers, req, Purpose::Guidance, guidance).await
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Guidance {
     pub request_id: String,
     /// Every enforced check passed: the capture can be judged.
@@ -266,6 +301,15 @@ fn guidance(v: Verdict, request_id: String) -> Guidance {
 
 /// `POST /v1/sessions`: a capture session token for a web page, for the native key only
 /// (a token cannot make tokens).
+#[utoipa::path(
+    post,
+    path = crate::SESSIONS,
+    tag = "native",
+    responses(
+        (status = 201, description = "a session token", body = crate::sessions::Issued),
+        (status = 401, description = "unauthorized: the native key is missing or wrong (a session token cannot make tokens)", body = ErrorBody)
+    )
+)]
 pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let rid = request_id(&headers);
     let cfg = &state.cfg;

@@ -24,20 +24,23 @@ use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NhnRequest)]
 #[serde(rename_all = "camelCase")]
 struct JsonRequest {
     image: Option<ImageSource>,
     spoofing_condition: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NhnImageSource)]
 struct ImageSource {
     url: Option<String>,
     bytes: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NhnHeader)]
 #[serde(rename_all = "camelCase")]
 struct Header {
     is_successful: bool,
@@ -45,7 +48,8 @@ struct Header {
     result_message: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NhnLandmark)]
 struct Landmark {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -53,7 +57,8 @@ struct Landmark {
     y: f32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NhnFaceDetail)]
 struct FaceDetail {
     bbox: FractionBox,
     landmarks: Vec<Landmark>,
@@ -61,20 +66,41 @@ struct FaceDetail {
     confidence: f32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NhnData)]
 #[serde(rename_all = "camelCase")]
 struct Data {
     face_detail_count: usize,
     face_details: Vec<FaceDetail>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NhnBody)]
 struct Body {
     header: Header,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Data>,
 }
 
+/// NHN Cloud Face Liveness
+///
+/// Every face is reported; `spoofing` is true for an attack; `confidence` is the detection
+/// confidence; coordinates are fractions of the image size. Every answer is HTTP 200,
+/// errors included: the outcome is in `header.isSuccessful` and `header.resultCode`.
+#[utoipa::path(
+    post,
+    path = super::NHN.endpoints[0].paths[0],
+    tag = "nhn",
+    params(("appKey" = String, Path, description = "the NHN app key")),
+    request_body(content(
+        (JsonRequest = "application/json"),
+        (crate::openapi::NhnForm = "multipart/form-data")
+    )),
+    responses(
+        (status = 200, description = "the faces, or the error in the header", body = Body),
+        (status = "default", description = "an error", body = Body)
+    )
+)]
 pub async fn spoofing(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -218,6 +244,6 @@ fn error_response(e: &ApiError) -> Response {
         data: None,
     };
     let mut resp = super::error_response(e, body);
-    *resp.status_mut() = e.nhn_status();
+    *resp.status_mut() = (super::NHN.error_status)(e);
     resp
 }

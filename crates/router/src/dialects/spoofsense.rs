@@ -25,18 +25,21 @@ use crate::error::ApiError;
 use crate::input;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SpoofSenseRequest)]
 struct JsonRequest {
     data: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SpoofSenseModelOutput)]
 struct ModelOutput {
     pred_idx: &'static str,
     prob_real: f32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SpoofSenseBody)]
 struct Body {
     success: bool,
     message: String,
@@ -46,6 +49,21 @@ struct Body {
     error_code: Option<&'static str>,
 }
 
+/// SpoofSense anti-spoofing
+///
+/// Live when `prob_real` is over the endpoint's threshold. A face that cannot be judged, or
+/// bad input, is HTTP 200 with `success: false` and an `error_code`; a bad key is 403
+/// `{"message": "Forbidden"}`; a body over the limit 413 with the gateway's text.
+#[utoipa::path(
+    post,
+    path = SPOOFSENSE_ANTISPOOFING.paths[0],
+    tag = "spoofsense",
+    request_body(content((JsonRequest = "application/json"))),
+    responses(
+        (status = 200, description = "the verdict, or the reason there is none", body = Body),
+        (status = "default", description = "an error", body = Body)
+    )
+)]
 pub async fn antispoofing(
     state: State<Arc<AppState>>,
     headers: HeaderMap,
@@ -54,6 +72,19 @@ pub async fn antispoofing(
     endpoint(state, headers, req, &SPOOFSENSE_ANTISPOOFING).await
 }
 
+/// SpoofSense anti-spoofing for low-quality captures
+///
+/// As `/antispoofing`, at a lower threshold.
+#[utoipa::path(
+    post,
+    path = SPOOFSENSE_ROBUST.paths[0],
+    tag = "spoofsense",
+    request_body(content((JsonRequest = "application/json"))),
+    responses(
+        (status = 200, description = "the verdict, or the reason there is none", body = Body),
+        (status = "default", description = "an error", body = Body)
+    )
+)]
 pub async fn robust(state: State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
     endpoint(state, headers, req, &SPOOFSENSE_ROBUST).await
 }
@@ -80,7 +111,7 @@ async fn endpoint(
 }
 
 fn failure(e: &ApiError) -> Response {
-    let status = e.spoofsense_status();
+    let status = (SPOOFSENSE.error_status)(e);
     match e {
         ApiError::Unauthorized => {
             (status, Json(serde_json::json!({"message": "Forbidden"}))).into_response()
