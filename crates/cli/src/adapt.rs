@@ -285,7 +285,10 @@ fn extract_one(
                 .map(|parts| parts.concat());
             (v.live_score, f, None)
         }
-        Ok(v) => (None, None, Some(v.retry_reason.unwrap_or_default())),
+        Ok(v) => {
+            let reason = v.retry_reason.map(|r| r.to_string());
+            (None, None, Some(reason.unwrap_or_default()))
+        }
         Err(e) => (None, None, Some(format!("unreadable: {}", e.code()))),
     };
     Ok(Extracted {

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use facelive_pipeline::{
-    BBox, CheckOptions, DecisionRule, OperatingPoint, Outcome, Pipeline, PipelineError, Verdict,
+    BBox, CheckOptions, DecisionRule, OperatingPoint, Outcome, Pipeline, PipelineError,
+    RetryReason, Verdict,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -60,15 +61,49 @@ fn parse_box(s: &str) -> Result<BBox, String> {
     }
 }
 
+/// What became of one image: the verdict's outcome, or an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordOutcome {
+    Error,
+    #[serde(untagged)]
+    Verdict(Outcome),
+}
+
+impl From<Outcome> for RecordOutcome {
+    fn from(o: Outcome) -> Self {
+        RecordOutcome::Verdict(o)
+    }
+}
+
+impl RecordOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordOutcome::Verdict(o) => o.as_str(),
+            RecordOutcome::Error => "error",
+        }
+    }
+
+    /// The process exit code it asks for (the highest of all images applies).
+    fn exit_code(self) -> u8 {
+        match self {
+            RecordOutcome::Verdict(Outcome::Live) => 0,
+            RecordOutcome::Verdict(Outcome::Spoof) => 3,
+            RecordOutcome::Verdict(Outcome::Retry) => 4,
+            RecordOutcome::Error => 5,
+        }
+    }
+}
+
 /// The stable `--json` record (docs/CLI.md).
 #[derive(Debug, Serialize)]
 pub struct Record {
     pub file: String,
-    pub outcome: &'static str,
+    pub outcome: RecordOutcome,
     pub live_score: Option<f32>,
     pub threshold: f32,
     pub operating_point: Option<OperatingPoint>,
-    pub retry_reason: Option<String>,
+    pub retry_reason: Option<RetryReason>,
     pub face: Option<facelive_pipeline::JudgedFace>,
     pub faces: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,11 +137,7 @@ impl Record {
         match res {
             Ok(v) => Record {
                 file,
-                outcome: match v.outcome {
-                    Outcome::Live => "live",
-                    Outcome::Spoof => "spoof",
-                    Outcome::Retry => "retry",
-                },
+                outcome: v.outcome.into(),
                 live_score: v.live_score,
                 threshold: v.threshold,
                 operating_point: v.operating_point,
@@ -130,7 +161,7 @@ impl Record {
             },
             Err(e) => Record {
                 file,
-                outcome: "error",
+                outcome: RecordOutcome::Error,
                 live_score: None,
                 threshold,
                 operating_point: opts.rule.operating_point(),
@@ -205,12 +236,7 @@ pub fn run(args: &PipelineArgs, a: CheckArgs) -> anyhow::Result<ExitCode> {
 pub fn exit_code(records: &[Record]) -> ExitCode {
     let worst = records
         .iter()
-        .map(|r| match r.outcome {
-            "live" => 0,
-            "spoof" => 3,
-            "retry" => 4,
-            _ => 5,
-        })
+        .map(|r| r.outcome.exit_code())
         .max()
         .unwrap_or(0);
     ExitCode::from(worst)
@@ -231,14 +257,14 @@ fn summary(r: &Record) -> String {
             let cmp = if score >= r.threshold { ">=" } else { "<" };
             s += &format!(
                 "{} score {score:.3} {cmp} {:.3}{point}",
-                r.outcome.to_uppercase(),
+                r.outcome.as_str().to_uppercase(),
                 r.threshold
             );
         }
         None => {
             s += &format!(
                 "RETRY ({}) — cannot judge this image",
-                r.retry_reason.as_deref().unwrap_or("unknown")
+                r.retry_reason.map_or("unknown", RetryReason::as_str)
             )
         }
     }

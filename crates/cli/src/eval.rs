@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use facelive_eval::{AtThreshold, CurvePoint, Evaluation, Failure, Label, Rate, Sample};
-use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Outcome};
+use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Outcome, RetryReason};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -248,13 +248,12 @@ fn collect(
                             (Ok(v.live_score.unwrap_or(0.0)), String::new())
                         }
                         Ok(v) => {
-                            let reason = v.retry_reason.unwrap_or_default();
-                            let f = if reason == "no_face" {
-                                Failure::NoFace
-                            } else {
-                                Failure::Quality
+                            let f = match v.retry_reason {
+                                Some(RetryReason::NoFace) => Failure::NoFace,
+                                _ => Failure::Quality,
                             };
-                            (Err(f), reason)
+                            let reason = v.retry_reason.map(|r| r.to_string());
+                            (Err(f), reason.unwrap_or_default())
                         }
                         Err(f) => (Err(f), "unreadable".to_string()),
                     };

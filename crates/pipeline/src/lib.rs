@@ -26,7 +26,7 @@ pub use error::PipelineError;
 pub use face::{BBox, Face, Landmarks, Point};
 pub use ingest::{ImageInfo, IngestOptions};
 pub use judge::{JudgeScores, ModelScore};
-pub use quality::{Policy, QualityCheck, QualityConfig};
+pub use quality::{CheckName, Policy, QualityCheck, QualityConfig, RetryReason};
 
 pub use detect::DetectMode;
 use detect::{Detector, YuNet};
@@ -90,6 +90,17 @@ pub enum Outcome {
     Retry,
 }
 
+impl Outcome {
+    /// The stable name answers, logs and metrics carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Live => "live",
+            Outcome::Spoof => "spoof",
+            Outcome::Retry => "retry",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct JudgedFace {
     #[serde(rename = "box")]
@@ -131,7 +142,7 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// Why the image cannot be judged, when `outcome` is `retry`: `no_face` or the name of
     /// the failed quality check.
-    pub retry_reason: Option<String>,
+    pub retry_reason: Option<RetryReason>,
     /// The fused live probability (the judges' weighted mean, or an adapted pack's head);
     /// absent when the face was not judged.
     pub live_score: Option<f32>,
@@ -315,7 +326,7 @@ impl Pipeline {
             Ok(v)
         };
         if let Some(c) = verdict.quality.iter().find(|c| c.blocks()) {
-            verdict.retry_reason = Some(c.name.to_string());
+            verdict.retry_reason = Some(RetryReason::Check(c.name));
             return finish(verdict, timings);
         }
 
@@ -334,7 +345,7 @@ impl Pipeline {
                 timings.detect_ms = ms(t);
                 verdict.faces = faces.iter().map(|f| f.scaled(1.0 / sx, 1.0 / sy)).collect();
                 let Some(largest) = verdict.faces.first() else {
-                    verdict.retry_reason = Some("no_face".into());
+                    verdict.retry_reason = Some(RetryReason::NoFace);
                     return finish(verdict, timings);
                 };
                 JudgedFace {
@@ -360,7 +371,7 @@ impl Pipeline {
         let blocked = verdict.quality.iter().find(|c| c.blocks()).map(|c| c.name);
         verdict.face = Some(judged);
         if let Some(name) = blocked {
-            verdict.retry_reason = Some(name.to_string());
+            verdict.retry_reason = Some(RetryReason::Check(name));
             return finish(verdict, timings);
         }
         if opts.skip_judges {

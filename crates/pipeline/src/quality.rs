@@ -18,6 +18,98 @@ pub enum Policy {
     Enforce,
 }
 
+/// The quality checks, by the stable names answers carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CheckName {
+    ImageSize,
+    FaceSize,
+    FacePadding,
+    FaceShare,
+    EyeDistance,
+    Yaw,
+    Pitch,
+    Roll,
+    Brightness,
+    Exposure,
+    Sharpness,
+    FaceCount,
+}
+
+impl CheckName {
+    pub const ALL: [CheckName; 12] = [
+        CheckName::ImageSize,
+        CheckName::FaceSize,
+        CheckName::FacePadding,
+        CheckName::FaceShare,
+        CheckName::EyeDistance,
+        CheckName::Yaw,
+        CheckName::Pitch,
+        CheckName::Roll,
+        CheckName::Brightness,
+        CheckName::Exposure,
+        CheckName::Sharpness,
+        CheckName::FaceCount,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::ImageSize => "image_size",
+            CheckName::FaceSize => "face_size",
+            CheckName::FacePadding => "face_padding",
+            CheckName::FaceShare => "face_share",
+            CheckName::EyeDistance => "eye_distance",
+            CheckName::Yaw => "yaw",
+            CheckName::Pitch => "pitch",
+            CheckName::Roll => "roll",
+            CheckName::Brightness => "brightness",
+            CheckName::Exposure => "exposure",
+            CheckName::Sharpness => "sharpness",
+            CheckName::FaceCount => "face_count",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an image cannot be judged: no face was found, or an enforced check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RetryReason {
+    NoFace,
+    Check(CheckName),
+}
+
+impl RetryReason {
+    /// The stable name answers carry: `no_face` or the check's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::NoFace => "no_face",
+            RetryReason::Check(c) => c.as_str(),
+        }
+    }
+
+    /// What to tell the user when no face was found (a failed check carries its own hint);
+    /// the capture client shows the same words.
+    pub const NO_FACE_HINT: &'static str = "put your face inside the frame";
+}
+
+impl std::fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RetryReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Bounds and policies of every check. Defaults enforce what the models cannot judge
 /// (tiny, turned, dark, blown-out or blurred faces) and only warn about composition
 /// preferences that vary by vendor (padding, face share, eye distance, several faces).
@@ -94,7 +186,7 @@ impl Default for QualityConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityCheck {
     /// Stable name.
-    pub name: &'static str,
+    pub name: CheckName,
     pub value: f64,
     /// Bounds the value must lie within (inclusive); `None` where unbounded.
     pub min: Option<f64>,
@@ -113,7 +205,7 @@ impl QualityCheck {
 }
 
 fn check(
-    name: &'static str,
+    name: CheckName,
     value: f64,
     min: Option<f64>,
     max: Option<f64>,
@@ -138,7 +230,7 @@ fn check(
 /// Checks of the image alone, before any face is found.
 pub fn image_checks(cfg: &QualityConfig, width: u32, height: u32) -> Vec<QualityCheck> {
     check(
-        "image_size",
+        CheckName::ImageSize,
         width.min(height) as f64,
         Some(cfg.min_image_side as f64),
         None,
@@ -152,7 +244,7 @@ pub fn image_checks(cfg: &QualityConfig, width: u32, height: u32) -> Vec<Quality
 /// Checks of a face box alone (original pixels): used for every face.
 pub fn face_checks(cfg: &QualityConfig, face: &BBox) -> Vec<QualityCheck> {
     check(
-        "face_size",
+        CheckName::FaceSize,
         face.width.min(face.height) as f64,
         Some(cfg.min_face_side as f64),
         None,
@@ -257,7 +349,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
             .min(w - (b.x + b.width))
             .min(h - (b.y + b.height));
     v.extend(check(
-        "face_padding",
+        CheckName::FacePadding,
         padding as f64,
         Some(cfg.min_face_padding as f64),
         None,
@@ -265,7 +357,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
         "move back so your whole face is inside the frame",
     ));
     v.extend(check(
-        "face_share",
+        CheckName::FaceShare,
         (b.area() / (w * h)) as f64,
         Some(cfg.min_face_share as f64),
         None,
@@ -275,7 +367,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
     if let Some(lm) = f.landmarks {
         let eyes = (lm.right_eye.x - lm.left_eye.x).hypot(lm.right_eye.y - lm.left_eye.y);
         v.extend(check(
-            "eye_distance",
+            CheckName::EyeDistance,
             eyes as f64,
             Some(cfg.min_eye_distance as f64),
             None,
@@ -286,7 +378,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
         let both = |m: f32| (Some(-m as f64), Some(m as f64));
         let (lo, hi) = both(cfg.max_yaw);
         v.extend(check(
-            "yaw",
+            CheckName::Yaw,
             yaw as f64,
             lo,
             hi,
@@ -295,7 +387,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
         ));
         let (lo, hi) = both(cfg.max_pitch);
         v.extend(check(
-            "pitch",
+            CheckName::Pitch,
             pitch as f64,
             lo,
             hi,
@@ -304,7 +396,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
         ));
         let (lo, hi) = both(cfg.max_roll);
         v.extend(check(
-            "roll",
+            CheckName::Roll,
             roll as f64,
             lo,
             hi,
@@ -319,7 +411,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
             "less light"
         };
         v.extend(check(
-            "brightness",
+            CheckName::Brightness,
             s.brightness,
             Some(cfg.min_brightness as f64),
             Some(cfg.max_brightness as f64),
@@ -327,7 +419,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
             hint,
         ));
         v.extend(check(
-            "exposure",
+            CheckName::Exposure,
             s.clipped,
             None,
             Some(cfg.max_clipped as f64),
@@ -335,7 +427,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
             "avoid strong light or deep shadow on your face",
         ));
         v.extend(check(
-            "sharpness",
+            CheckName::Sharpness,
             s.sharpness,
             Some(cfg.min_sharpness as f64),
             None,
@@ -344,7 +436,7 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
         ));
     }
     v.extend(check(
-        "face_count",
+        CheckName::FaceCount,
         f.faces as f64,
         None,
         Some(cfg.max_faces as f64),
@@ -356,7 +448,20 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
 
 #[cfg(test)]
 mod tests {
-    use super::pose;
+    use super::{pose, CheckName, RetryReason};
+
+    #[test]
+    fn names_serialise_as_their_stable_strings() {
+        for c in CheckName::ALL {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            let reason = serde_json::to_string(&RetryReason::Check(c)).unwrap();
+            assert_eq!(reason, json);
+        }
+        let no_face = serde_json::to_string(&RetryReason::NoFace).unwrap();
+        assert_eq!(no_face, "\"no_face\"");
+    }
+
     use crate::face::{Landmarks, Point};
 
     /// A face with eyes 100 px apart, mouth 100 px below them, the nose at (dx, dy) from the

@@ -49,7 +49,7 @@ fn every_edge_file_gets_its_expected_outcome() {
             "tiny_face" => {
                 let v = check(f).unwrap();
                 assert_eq!(
-                    (v.outcome, v.retry_reason.as_deref()),
+                    (v.outcome, v.retry_reason.map(|r| r.as_str())),
                     (Outcome::Retry, Some("face_size")),
                     "{f}"
                 );
@@ -57,7 +57,7 @@ fn every_edge_file_gets_its_expected_outcome() {
             "tiny_image" => {
                 let v = check(f).unwrap();
                 assert_eq!(
-                    (v.outcome, v.retry_reason.as_deref()),
+                    (v.outcome, v.retry_reason.map(|r| r.as_str())),
                     (Outcome::Retry, Some("image_size")),
                     "{f}"
                 );
@@ -65,7 +65,7 @@ fn every_edge_file_gets_its_expected_outcome() {
             "no_face" => {
                 let v = check(f).unwrap();
                 assert_eq!(
-                    (v.outcome, v.retry_reason.as_deref()),
+                    (v.outcome, v.retry_reason.map(|r| r.as_str())),
                     (Outcome::Retry, Some("no_face")),
                     "{f}"
                 );

@@ -39,7 +39,7 @@ fn judge(img: &RgbImage) -> Verdict {
 fn named<'a>(v: &'a Verdict, name: &str) -> &'a QualityCheck {
     v.quality
         .iter()
-        .find(|c| c.name == name)
+        .find(|c| c.name.as_str() == name)
         .unwrap_or_else(|| panic!("no {name} check in {:?}", v.quality))
 }
 
@@ -121,7 +121,7 @@ fn rotate(img: &RgbImage, deg: f32) -> RgbImage {
 fn a_sound_capture_passes_every_enforced_check() {
     let v = judge(&decode(FACE));
     assert_ne!(v.outcome, Outcome::Retry, "{:?}", v.quality);
-    let names: Vec<&str> = v.quality.iter().map(|c| c.name).collect();
+    let names: Vec<&str> = v.quality.iter().map(|c| c.name.as_str()).collect();
     for n in [
         "image_size",
         "face_size",
@@ -165,7 +165,7 @@ fn darkness_and_glare_are_retry_with_a_lighting_hint() {
     );
     let dark = strict.check(&dim, &CheckOptions::default()).unwrap();
     assert_eq!(
-        (dark.outcome, dark.retry_reason.as_deref()),
+        (dark.outcome, dark.retry_reason.map(|r| r.as_str())),
         (Outcome::Retry, Some("brightness")),
         "{:?}",
         dark.quality
@@ -183,7 +183,7 @@ fn darkness_and_glare_are_retry_with_a_lighting_hint() {
     let bright = png(&map(&img, |v| (v as u16 * 3).min(255) as u8));
     let glare = strict.check(&bright, &CheckOptions::default()).unwrap();
     assert_eq!(
-        (glare.outcome, glare.retry_reason.as_deref()),
+        (glare.outcome, glare.retry_reason.map(|r| r.as_str())),
         (Outcome::Retry, Some("brightness"))
     );
     assert_eq!(named(&glare, "brightness").hint, "less light");
@@ -245,7 +245,7 @@ fn roll_follows_a_tilted_head_and_is_enforced_at_its_bound() {
         );
         let v = strict.check(&tilted, &CheckOptions::default()).unwrap();
         assert_eq!(
-            (v.outcome, v.retry_reason.as_deref()),
+            (v.outcome, v.retry_reason.map(|r| r.as_str())),
             (Outcome::Retry, Some("roll"))
         );
     }
@@ -328,7 +328,7 @@ fn yaw_follows_a_warped_face_and_yaw_and_pitch_are_enforced_at_their_bounds() {
         assert_ne!(v.outcome, Outcome::Retry, "within the default bound of 45");
         let v = strict.check(&warped, &CheckOptions::default()).unwrap();
         assert_eq!(
-            (v.outcome, v.retry_reason.as_deref()),
+            (v.outcome, v.retry_reason.map(|r| r.as_str())),
             (Outcome::Retry, Some("yaw")),
             "{:?}",
             v.quality
@@ -343,7 +343,7 @@ fn yaw_follows_a_warped_face_and_yaw_and_pitch_are_enforced_at_their_bounds() {
     let p = named(&v, "pitch");
     assert!(p.value > 15.0 && !p.pass, "{p:?}");
     assert_eq!(
-        (v.outcome, v.retry_reason.as_deref()),
+        (v.outcome, v.retry_reason.map(|r| r.as_str())),
         (Outcome::Retry, Some("pitch"))
     );
     assert_eq!(p.hint, "face the camera");
@@ -370,7 +370,7 @@ fn yaw_follows_a_warped_face_and_yaw_and_pitch_are_enforced_at_their_bounds() {
 fn shrinking_fails_face_size_and_eye_distance() {
     let v = check("edge/tiny_face.jpg").unwrap();
     assert_eq!(
-        (v.outcome, v.retry_reason.as_deref()),
+        (v.outcome, v.retry_reason.map(|r| r.as_str())),
         (Outcome::Retry, Some("face_size"))
     );
     assert!(
@@ -381,7 +381,7 @@ fn shrinking_fails_face_size_and_eye_distance() {
     let small = facelive_pipeline::ingest::area_downscale(&img, 200, 150);
     let v = judge(&small);
     assert_eq!(
-        v.retry_reason.as_deref(),
+        v.retry_reason.map(|r| r.as_str()),
         Some("face_size"),
         "{:?}",
         v.quality

@@ -27,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use facelive_pipeline::{CheckOptions, Outcome, Pipeline, Verdict};
+use facelive_pipeline::{CheckOptions, Pipeline, Verdict};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -209,15 +209,7 @@ impl AppState {
 /// Outcome label of a verdict for logs and metrics.
 pub(crate) fn outcome_label(v: &Verdict) -> &'static str {
     record_stage_timings(v);
-    outcome_name(v.outcome)
-}
-
-pub(crate) fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Live => "live",
-        Outcome::Spoof => "spoof",
-        Outcome::Retry => "retry",
-    }
+    v.outcome.as_str()
 }
 
 fn record_stage_timings(v: &Verdict) {

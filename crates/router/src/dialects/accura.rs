@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{DecisionRule, Outcome, Verdict};
+use facelive_pipeline::{DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
@@ -43,7 +43,8 @@ struct Success {
     liveness_score: Option<f32>,
     threshold: f32,
     liveness_status: &'static str,
-    retry_reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    retry_reason: Option<RetryReason>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

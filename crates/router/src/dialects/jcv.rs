@@ -14,7 +14,9 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{BBox, CheckOptions, DecisionRule, ModelPack, Outcome, Verdict};
+use facelive_pipeline::{
+    BBox, CheckOptions, DecisionRule, ModelPack, Outcome, RetryReason, Verdict,
+};
 use serde::{Deserialize, Serialize};
 
 use super::request_id;
@@ -64,7 +66,8 @@ struct Success {
     threshold: f32,
     position: Position,
     model: ModelPack,
-    retry_reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    retry_reason: Option<RetryReason>,
     request_id: String,
 }
 
@@ -203,7 +206,7 @@ async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
     };
     let verdict = state.judge(bytes, opts).await?;
     // JCV documents no face as a "face not found" error, not a result.
-    if verdict.retry_reason.as_deref() == Some("no_face") {
+    if verdict.retry_reason == Some(RetryReason::NoFace) {
         return Err(ApiError::FaceNotFound);
     }
     Ok(verdict)

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
 use facelive_pipeline::ingest::Formats;
-use facelive_pipeline::{BBox, CheckOptions, DecisionRule, Point, Verdict};
+use facelive_pipeline::{BBox, CheckOptions, DecisionRule, Point, RetryReason, Verdict};
 use serde::Serialize;
 
 use crate::auth::ApiKey;
@@ -301,14 +301,15 @@ pub(crate) fn error_response(e: &ApiError, body: impl Serialize) -> Response {
 
 /// What to tell the user when the image cannot be judged: the hint of the failed check.
 pub(crate) fn retry_message(v: &Verdict) -> &'static str {
-    let reason = v.retry_reason.as_deref();
-    match reason {
-        Some("no_face") => "no face was found; face the camera",
-        _ => v
+    match v.retry_reason {
+        Some(RetryReason::NoFace) => RetryReason::NO_FACE_HINT,
+        Some(RetryReason::Check(name)) => v
             .quality
             .iter()
-            .find(|c| Some(c.name) == reason)
-            .map(|c| c.hint)
-            .unwrap_or("the image cannot be judged; take another photo"),
+            .find(|c| c.name == name)
+            .map_or(UNJUDGED, |c| c.hint),
+        None => UNJUDGED,
     }
 }
+
+const UNJUDGED: &str = "the image cannot be judged; take another photo";

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facelive_pipeline::{
     BBox, CheckOptions, DecisionRule, Face, ImageInfo, Landmarks, ModelPack, ModelScore,
-    OperatingPoint, Outcome, QualityCheck, Timings, Verdict,
+    OperatingPoint, Outcome, QualityCheck, RetryReason, Timings, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +54,8 @@ pub struct NativeFace {
 pub struct NativeResponse {
     pub request_id: String,
     pub outcome: Outcome,
-    pub retry_reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub retry_reason: Option<RetryReason>,
     pub live_score: Option<f32>,
     pub threshold: f32,
     pub operating_point: Option<OperatingPoint>,
@@ -261,7 +262,8 @@ pub struct Guidance {
     pub request_id: String,
     /// Every enforced check passed: the capture can be judged.
     pub fit: bool,
-    pub retry_reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub retry_reason: Option<RetryReason>,
     /// The failed checks' hints in order, each once ("move closer", "hold still", ...).
     pub hints: Vec<&'static str>,
     pub face: Option<NativeFace>,
@@ -277,14 +279,14 @@ fn guidance(v: Verdict, request_id: String) -> Guidance {
             hints.push(c.hint);
         }
     }
-    if v.retry_reason.as_deref() == Some("no_face") {
-        hints.push("put your face inside the frame");
+    if v.retry_reason == Some(RetryReason::NoFace) {
+        hints.push(RetryReason::NO_FACE_HINT);
     }
     let info = &v.image;
     Guidance {
         request_id,
         fit: v.retry_reason.is_none(),
-        retry_reason: v.retry_reason.clone(),
+        retry_reason: v.retry_reason,
         hints,
         face: v.face.as_ref().map(|j| NativeFace {
             bbox: j.bbox,

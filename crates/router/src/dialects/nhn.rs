@@ -15,7 +15,9 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{CheckOptions, DecisionRule, OperatingPoint, Point, Verdict};
+use facelive_pipeline::{
+    CheckName, CheckOptions, DecisionRule, OperatingPoint, Point, RetryReason, Verdict,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, fraction_point, request_id, FractionBox};
@@ -192,7 +194,7 @@ async fn image_bytes(
 const LANDMARK_NAMES: [&str; 5] = ["leftEye", "rightEye", "nose", "leftLip", "rightLip"];
 
 fn render(v: Verdict) -> Result<Data, ApiError> {
-    if v.retry_reason.as_deref() == Some("image_size") {
+    if v.retry_reason == Some(RetryReason::Check(CheckName::ImageSize)) {
         return Err(ApiError::ImageTooSmall {
             width: v.image.width,
             height: v.image.height,

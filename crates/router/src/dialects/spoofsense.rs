@@ -16,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facelive_pipeline::{DecisionRule, Outcome, Verdict};
+use facelive_pipeline::{CheckName, DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::{Endpoint, SPOOFSENSE, SPOOFSENSE_ANTISPOOFING, SPOOFSENSE_ROBUST};
@@ -152,17 +152,22 @@ async fn run(state: &AppState, req: Request, threshold: f32) -> Result<Verdict, 
 }
 
 /// SpoofSense's code for an image that cannot be judged, by the reason facelive found.
-fn retry_code(reason: Option<&str>) -> &'static str {
+fn retry_code(reason: Option<RetryReason>) -> &'static str {
+    use CheckName as C;
+    let Some(reason) = reason else {
+        return "LOW_QUALITY_IMAGE";
+    };
     match reason {
-        Some("no_face") => "FACE_NOT_DETECTED",
-        Some("face_size" | "eye_distance" | "face_share") => "FACE_TOO_SMALL",
-        Some("image_size") => "IMAGE_TOO_SMALL",
-        Some("yaw" | "pitch" | "roll") => "FACE_NOT_FRONTAL",
-        Some("brightness" | "exposure") => "POOR_LIGHTING",
-        Some("sharpness") => "IMAGE_BLURRY",
-        Some("face_padding") => "FACE_TOO_CLOSE_TO_EDGE",
-        Some("face_count") => "MULTIPLE_FACES",
-        _ => "LOW_QUALITY_IMAGE",
+        RetryReason::NoFace => "FACE_NOT_DETECTED",
+        RetryReason::Check(check) => match check {
+            C::FaceSize | C::EyeDistance | C::FaceShare => "FACE_TOO_SMALL",
+            C::ImageSize => "IMAGE_TOO_SMALL",
+            C::Yaw | C::Pitch | C::Roll => "FACE_NOT_FRONTAL",
+            C::Brightness | C::Exposure => "POOR_LIGHTING",
+            C::Sharpness => "IMAGE_BLURRY",
+            C::FacePadding => "FACE_TOO_CLOSE_TO_EDGE",
+            C::FaceCount => "MULTIPLE_FACES",
+        },
     }
 }
 
@@ -188,7 +193,7 @@ fn render(v: &Verdict) -> Body {
             success: false,
             message: super::retry_message(v).into(),
             model_output: None,
-            error_code: Some(retry_code(v.retry_reason.as_deref())),
+            error_code: Some(retry_code(v.retry_reason)),
         },
         (outcome, Some(p)) => Body {
             success: true,
