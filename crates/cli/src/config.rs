@@ -7,12 +7,17 @@ use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
 
+use clap::parser::ValueSource;
 use facelive_backends::{Backend, EngineKind, Engines, TractBackend};
 use facelive_pipeline::{DetectMode, IngestOptions, PipelineConfig, QualityConfig, Thresholds};
-use serde::Deserialize;
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::{Deserialize, Serialize};
 
-/// Settings shared by every command that runs the pipeline.
-#[derive(Debug, Clone, Args)]
+/// Settings shared by every command that runs the pipeline. [`PipelineArgs::layered`] puts
+/// the file under the flags and environment once, at start; every method then reads the
+/// fields as they stand.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct PipelineArgs {
     /// Directory holding the model files (see `facelive models list`).
     #[arg(long, env = "FACELIVE_MODELS_DIR", global = true, default_value = DEFAULT_MODELS_DIR)]
@@ -59,14 +64,23 @@ pub struct PipelineArgs {
     /// ONNX Runtime threads inside one model run (facelive runs requests in parallel).
     #[arg(long, env = "FACELIVE_ORT_THREADS", global = true, default_value_t = 1)]
     pub ort_threads: usize,
-    /// Which of the settings above were given as flags or environment variables (these
-    /// beat the file; the others are defaults the file may replace).
+    /// The file's `[thresholds]`, `[quality]` and `[serve]`, read with the rest of it.
     #[arg(skip)]
-    pub explicit: Vec<String>,
+    #[serde(skip)]
+    pub sections: Sections,
+}
+
+/// The file's sections that are not flags of their own.
+#[derive(Debug, Clone, Default)]
+pub struct Sections {
+    pub thresholds: Option<Thresholds>,
+    pub quality: Option<QualityConfig>,
+    /// `[serve]`: layered over `facelive serve`'s settings the same way.
+    pub serve: Option<toml::Table>,
 }
 
 /// The engines chosen for inference, a closed set of the build's engines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Tract,
@@ -88,9 +102,11 @@ impl From<Engine> for EngineKind {
     }
 }
 
-/// The TOML file. Every field is optional; missing ones keep their defaults.
+/// The TOML file's shape, to check it whole: every field is optional; missing ones keep
+/// their defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read only to check the file's shape; figment takes the values.
 pub struct FileConfig {
     pub models_dir: Option<PathBuf>,
     pub max_pixels: Option<u64>,
@@ -112,68 +128,87 @@ pub struct FileConfig {
 pub const DEFAULT_CONFIG_FILE: &str = "facelive.toml";
 pub const DEFAULT_MODELS_DIR: &str = "models";
 
+/// Whether any of `matches` (the command's, a subcommand's) had `id` from the command line
+/// or the environment.
+pub fn given(matches: &[&clap::ArgMatches], id: &str) -> bool {
+    matches.iter().any(|m| {
+        matches!(
+            m.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    })
+}
+
+/// `all` (a settings struct serialised) keeping only what `matches` say was given.
+pub fn only_given<T: Serialize>(
+    all: &T,
+    matches: &[&clap::ArgMatches],
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(all)? {
+        serde_json::Value::Object(map) => {
+            Ok(map.into_iter().filter(|(k, _)| given(matches, k)).collect())
+        }
+        _ => anyhow::bail!("settings serialise to a map"),
+    }
+}
+
 impl PipelineArgs {
-    pub fn file_config(&self) -> anyhow::Result<FileConfig> {
+    /// The settings with the config file layered in: defaults, then the file, then the
+    /// flags and environment variables `matches` say were given. The file is read here,
+    /// once.
+    pub fn layered(self, matches: &[&clap::ArgMatches]) -> anyhow::Result<Self> {
+        let Some((path, mut table)) = self.read_file()? else {
+            return Ok(self);
+        };
+        // Checked whole (unknown keys, types) before its parts are taken apart.
+        let _: FileConfig = table
+            .clone()
+            .try_into()
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        let section = |t: &mut toml::Table, k: &str| t.remove(k);
+        let sections = Sections {
+            thresholds: section(&mut table, "thresholds")
+                .map(|v| v.try_into())
+                .transpose()?,
+            quality: section(&mut table, "quality")
+                .map(|v| v.try_into())
+                .transpose()?,
+            serve: section(&mut table, "serve")
+                .map(|v| v.try_into())
+                .transpose()?,
+        };
+        relative_to_file(&mut table, &path);
+        let given = only_given(&self, matches)?;
+        let mut merged: Self = Figment::from(Serialized::defaults(&self))
+            .merge(Serialized::defaults(table))
+            .merge(Serialized::defaults(given))
+            .extract()
+            .with_context(|| format!("config file {}", path.display()))?;
+        merged.sections = sections;
+        Ok(merged)
+    }
+
+    /// The file `--config` names, or `facelive.toml` here if there is one.
+    fn read_file(&self) -> anyhow::Result<Option<(PathBuf, toml::Table)>> {
         let (path, required) = match &self.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
         };
         if !required && !path.exists() {
-            return Ok(FileConfig::default());
+            return Ok(None);
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let mut cfg: FileConfig = toml::from_str(&text)
+        let table: toml::Table = toml::from_str(&text)
             .with_context(|| format!("parsing config file {}", path.display()))?;
-        // A relative folder in a file is relative to that file.
-        let base = path.parent().unwrap_or(Path::new("."));
-        for d in [&mut cfg.models_dir, &mut cfg.pack].into_iter().flatten() {
-            if d.is_relative() {
-                *d = base.join(&*d);
-            }
-        }
-        Ok(cfg)
-    }
-
-    /// Records which settings the command line or environment gave.
-    pub fn note_explicit(&mut self, m: &clap::ArgMatches) {
-        use clap::parser::ValueSource;
-        for id in [
-            "models_dir",
-            "max_pixels",
-            "max_side",
-            "detector_size",
-            "detect_mode",
-            "backend",
-            "judge_backend",
-            "ort_library",
-            "ort_threads",
-            "judges",
-            "pack",
-        ] {
-            if matches!(
-                m.value_source(id),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            ) {
-                self.explicit.push(id.to_string());
-            }
-        }
-    }
-
-    /// The file's value where the flag or variable was not given.
-    fn pick<T>(&self, id: &str, given: T, file: Option<T>) -> T {
-        match file {
-            Some(v) if !self.explicit.iter().any(|e| e == id) => v,
-            _ => given,
-        }
+        Ok(Some((path, table)))
     }
 
     /// The manifest: built-in, the models registered in the models directory, and the
     /// judges `--judges` names, or the adapted pack `--pack` names.
     pub fn manifest(&self) -> anyhow::Result<facelive_models::Manifest> {
-        let file = self.file_config()?;
-        let judges = self.pick("judges", self.judges.clone(), file.judges);
-        let m = facelive_models::Manifest::with_local(&self.models_dir()?)?;
+        let judges = &self.judges;
+        let m = facelive_models::Manifest::with_local(&self.models_dir)?;
         match self.adapted_pack()? {
             Some((dir, pack)) => {
                 anyhow::ensure!(
@@ -182,14 +217,13 @@ impl PipelineArgs {
                 );
                 Ok(pack.apply(m, &dir)?)
             }
-            None => Ok(m.with_judges(&judges)?),
+            None => Ok(m.with_judges(judges)?),
         }
     }
 
     /// The adapted pack `--pack` (or `FACELIVE_PACK`, or `pack` in the file) names, read.
     pub fn adapted_pack(&self) -> anyhow::Result<Option<(PathBuf, facelive_models::AdaptedPack)>> {
-        let file = self.file_config()?.pack;
-        let Some(dir) = self.pick("pack", self.pack.clone(), file.map(Some)) else {
+        let Some(dir) = self.pack.clone() else {
             return Ok(None);
         };
         let pack = facelive_models::AdaptedPack::load(&dir)
@@ -197,19 +231,13 @@ impl PipelineArgs {
         Ok(Some((dir, pack)))
     }
 
-    pub fn models_dir(&self) -> anyhow::Result<PathBuf> {
-        let file = self.file_config()?.models_dir;
-        Ok(self.pick("models_dir", self.models_dir.clone(), file))
-    }
-
     pub fn pipeline_config(&self) -> anyhow::Result<PipelineConfig> {
-        let file = self.file_config()?;
-        let mut cfg =
-            PipelineConfig::new(self.pick("models_dir", self.models_dir.clone(), file.models_dir));
-        cfg.ingest.max_pixels = self.pick("max_pixels", self.max_pixels, file.max_pixels);
-        cfg.ingest.max_side = self.pick("max_side", self.max_side, file.max_side);
-        cfg.detector_size = self.pick("detector_size", self.detector_size, file.detector_size);
-        cfg.detect_mode = self.pick("detect_mode", self.detect_mode, file.detect_mode);
+        let file = &self.sections;
+        let mut cfg = PipelineConfig::new(self.models_dir.clone());
+        cfg.ingest.max_pixels = self.max_pixels;
+        cfg.ingest.max_side = self.max_side;
+        cfg.detector_size = self.detector_size;
+        cfg.detect_mode = self.detect_mode;
         // An adapted pack's thresholds were calibrated for its scores: they replace the
         // file's, which were chosen for another pack's.
         cfg.thresholds = match self.adapted_pack()? {
@@ -228,32 +256,21 @@ impl PipelineArgs {
             }
             None => file.thresholds.unwrap_or_default(),
         };
-        cfg.quality = file.quality.unwrap_or_default();
+        cfg.quality = file.quality.clone().unwrap_or_default();
         Ok(cfg)
     }
 
     /// The engines chosen for the detector and the judges, from flags, environment and file.
     pub fn engine_choice(&self) -> anyhow::Result<(Engine, Engine)> {
-        let file = self.file_config()?;
-        let backend = self.pick("backend", self.backend, file.backend);
-        let judge_backend = match self.explicit.iter().any(|e| e == "judge_backend") {
-            true => self.judge_backend,
-            false => file.judge_backend.or(self.judge_backend),
-        }
-        .unwrap_or(Engine::Tract);
-        Ok((backend, judge_backend))
+        Ok((self.backend, self.judge_backend.unwrap_or(Engine::Tract)))
     }
 
     /// The engines that run the detector and the judges, loaded.
     pub fn engines(&self) -> anyhow::Result<Engines> {
-        let file = self.file_config()?;
         let (backend, judge_backend) = self.engine_choice()?;
         let ort = OrtSettings {
-            library: match self.explicit.iter().any(|e| e == "ort_library") {
-                true => self.ort_library.clone(),
-                false => file.ort_library.or_else(|| self.ort_library.clone()),
-            },
-            threads: self.pick("ort_threads", self.ort_threads, file.ort_threads),
+            library: self.ort_library.clone(),
+            threads: self.ort_threads,
         };
         let detector = ort.backend(backend.into())?;
         let judge = if judge_backend == backend {
@@ -262,6 +279,18 @@ impl PipelineArgs {
             ort.backend(judge_backend.into())?
         };
         Ok(Engines { detector, judge })
+    }
+}
+
+/// A relative folder in a file is relative to that file.
+fn relative_to_file(table: &mut toml::Table, file: &Path) {
+    let base = file.parent().unwrap_or(Path::new("."));
+    for key in ["models_dir", "pack"] {
+        if let Some(toml::Value::String(d)) = table.get_mut(key) {
+            if Path::new(d.as_str()).is_relative() {
+                *d = base.join(&*d).to_string_lossy().into_owned();
+            }
+        }
     }
 }
 

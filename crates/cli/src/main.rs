@@ -88,10 +88,15 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     // Global flags may be given after the subcommand: look in both places.
-    cli.pipeline.note_explicit(&matches);
-    if let Some((_, sub)) = matches.subcommand() {
-        cli.pipeline.note_explicit(sub);
-    }
+    let mut given = vec![&matches];
+    given.extend(matches.subcommand().map(|(_, sub)| sub));
+    cli.pipeline = match cli.pipeline.layered(&given) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("facelive: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FACELIVE_LOG")

@@ -40,7 +40,7 @@ pub enum ModelsCommand {
 }
 
 pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
-    let dir = args.models_dir()?;
+    let dir = args.models_dir.clone();
     let manifest = args.manifest()?;
     match cmd {
         ModelsCommand::Add { file, spec } => add(args, &dir, &file, &spec),

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use facelive_router::{
     AppState, AuditConfig, Connections, FetchRules, Keys, Limits, Network, Secret, ServerConfig,
@@ -138,23 +137,11 @@ pub struct ServeArgs {
     pub url_allow_network: Vec<Network>,
 }
 
-fn explicit(m: &ArgMatches, id: &str) -> bool {
-    matches!(
-        m.value_source(id),
-        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-    )
-}
-
 impl ServeArgs {
     /// Layers `[serve]` from the file over the defaults, and the flags and environment
     /// variables that were given over both.
     pub fn merge_file(self, file: toml::Table, m: &ArgMatches) -> anyhow::Result<Self> {
-        let given: serde_json::Map<String, serde_json::Value> = match serde_json::to_value(&self)? {
-            serde_json::Value::Object(all) => {
-                all.into_iter().filter(|(k, _)| explicit(m, k)).collect()
-            }
-            _ => unreachable!("ServeArgs serialises to a map"),
-        };
+        let given = crate::config::only_given(&self, &[m])?;
         Figment::from(Serialized::defaults(self))
             .merge(Serialized::defaults(file))
             .merge(Serialized::defaults(given))
@@ -261,7 +248,7 @@ fn return_large_buffers_at_once() {
 }
 
 pub fn run(args: &PipelineArgs, mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ExitCode> {
-    if let Some(file) = args.file_config()?.serve {
+    if let Some(file) = args.sections.serve.clone() {
         a = a.merge_file(file, m)?;
     }
     let cfg = a.server_config()?;
