@@ -9,6 +9,7 @@ pub mod detect;
 mod error;
 pub mod face;
 pub mod image;
+pub mod imageops;
 pub mod ingest;
 pub mod judge;
 pub mod quality;
@@ -289,22 +290,37 @@ impl Pipeline {
     /// Judges the largest face of one image.
     pub fn check(&self, bytes: &[u8], opts: &CheckOptions) -> Result<Verdict, PipelineError> {
         let t0 = Instant::now();
-        let mut timings = Timings::default();
         let threshold = opts.rule.threshold(&self.cfg.thresholds);
         if !(0.0..=1.0).contains(&threshold) {
             return Err(PipelineError::InvalidRequest(format!(
                 "threshold must be within 0..1, got {threshold}"
             )));
         }
+        let ing = self.decode(bytes, opts)?;
+        let mut timings = Timings {
+            decode_ms: ms(t0),
+            ..Timings::default()
+        };
+        let mut verdict = self.unjudged(&ing, opts, threshold);
+        self.run_stages(&ing, opts, &mut verdict, &mut timings)?;
+        timings.total_ms = ms(t0);
+        verdict.timings = timings;
+        Ok(verdict)
+    }
+
+    /// Ingest: sniff, limits, decode, orientation, reduction.
+    fn decode(&self, bytes: &[u8], opts: &CheckOptions) -> Result<ingest::Ingested, PipelineError> {
         let mut ingest_opts = self.cfg.ingest.clone();
         if let Some(r) = opts.auto_rotate {
             ingest_opts.auto_rotate = r;
         }
         ingest_opts.formats = opts.formats;
-        let ing = ingest::ingest(bytes, &ingest_opts)?;
-        timings.decode_ms = ms(t0);
-        let (sx, sy) = ing.scale();
-        let mut verdict = Verdict {
+        ingest::ingest(bytes, &ingest_opts)
+    }
+
+    /// The verdict before any face is found: retry, with the image's own checks.
+    fn unjudged(&self, ing: &ingest::Ingested, opts: &CheckOptions, threshold: f32) -> Verdict {
+        Verdict {
             outcome: Outcome::Retry,
             retry_reason: None,
             live_score: None,
@@ -319,97 +335,123 @@ impl Pipeline {
             timings: Timings::default(),
             model_pack: self.pack.clone(),
             views: Vec::new(),
-        };
-        let finish = |mut v: Verdict, mut timings: Timings| {
-            timings.total_ms = ms(t0);
-            v.timings = timings;
-            Ok(v)
-        };
-        if let Some(c) = verdict.quality.iter().find(|c| c.blocks()) {
-            verdict.retry_reason = Some(RetryReason::Check(c.name));
-            return finish(verdict, timings);
         }
+    }
 
-        let judged = match opts.face_box {
-            Some(b) => {
-                check_box(&b, &ing.info)?;
-                JudgedFace {
-                    bbox: b,
-                    landmarks: None,
-                    detection_score: None,
-                }
-            }
-            None => {
-                let t = Instant::now();
-                let faces = self.detector.detect(&ing.image)?;
-                timings.detect_ms = ms(t);
-                verdict.faces = faces.iter().map(|f| f.scaled(1.0 / sx, 1.0 / sy)).collect();
-                let Some(largest) = verdict.faces.first() else {
-                    verdict.retry_reason = Some(RetryReason::NoFace);
-                    return finish(verdict, timings);
-                };
-                JudgedFace {
-                    bbox: largest.bbox,
-                    landmarks: Some(largest.landmarks),
-                    detection_score: Some(largest.score),
-                }
-            }
+    /// The stages after decoding, each of which may end the check with a retry: the image's
+    /// checks, detection, the face's checks, then the judges and the decision.
+    fn run_stages(
+        &self,
+        ing: &ingest::Ingested,
+        opts: &CheckOptions,
+        v: &mut Verdict,
+        timings: &mut Timings,
+    ) -> Result<(), PipelineError> {
+        v.retry_reason = blocking(&v.quality);
+        if v.retry_reason.is_some() {
+            return Ok(());
+        }
+        let Some(judged) = self.find_face(ing, opts, v, timings)? else {
+            v.retry_reason = Some(RetryReason::NoFace);
+            return Ok(());
         };
+        let (sx, sy) = ing.scale();
         let work_box = judged.bbox.scaled(sx, sy);
-        verdict.quality.extend(quality::judged_face_checks(
-            &self.cfg.quality,
-            &quality::FaceContext {
-                image: &ing.image,
-                work_box,
-                bbox: judged.bbox,
-                landmarks: judged.landmarks.as_ref(),
-                image_width: ing.info.width,
-                image_height: ing.info.height,
-                faces: verdict.faces.len().max(1),
-            },
-        ));
-        let blocked = verdict.quality.iter().find(|c| c.blocks()).map(|c| c.name);
-        verdict.face = Some(judged);
-        if let Some(name) = blocked {
-            verdict.retry_reason = Some(RetryReason::Check(name));
-            return finish(verdict, timings);
+        let context = quality::FaceContext {
+            image: &ing.image,
+            work_box,
+            bbox: judged.bbox,
+            landmarks: judged.landmarks.as_ref(),
+            image_width: ing.info.width,
+            image_height: ing.info.height,
+            faces: v.faces.len().max(1),
+        };
+        v.quality
+            .extend(quality::judged_face_checks(&self.cfg.quality, &context));
+        v.face = Some(judged);
+        v.retry_reason = blocking(&v.quality);
+        if v.retry_reason.is_some() || opts.skip_judges {
+            return Ok(());
         }
-        if opts.skip_judges {
-            return finish(verdict, timings);
-        }
-
         let t = Instant::now();
-        let scores = judge_all(&self.judges, self.head.as_ref(), &ing.image, &work_box)?;
-        verdict.face_scores = vec![None; verdict.faces.len().max(1)];
-        verdict.face_scores[0] = Some(scores.live_score);
-        if opts.judge_all_faces {
-            for (i, f) in verdict.faces.iter().enumerate().skip(1) {
-                if face_checks(&self.cfg.quality, &f.bbox)
-                    .iter()
-                    .any(|c| c.blocks())
-                {
-                    continue;
-                }
-                let s = judge_all(
-                    &self.judges,
-                    self.head.as_ref(),
-                    &ing.image,
-                    &f.bbox.scaled(sx, sy),
-                )?;
-                verdict.face_scores[i] = Some(s.live_score);
-            }
-        }
+        let scores = self.judge_faces(ing, opts, &work_box, v)?;
         timings.judge_ms = ms(t);
-        verdict.outcome = if scores.live_score >= threshold {
+        v.outcome = if scores.live_score >= v.threshold {
             Outcome::Live
         } else {
             Outcome::Spoof
         };
-        verdict.live_score = Some(scores.live_score);
-        verdict.per_model = scores.per_model;
-        verdict.views = judge_views(&self.judges, &ing.image, &work_box, &opts.views)?;
-        finish(verdict, timings)
+        v.live_score = Some(scores.live_score);
+        v.per_model = scores.per_model;
+        v.views = judge_views(&self.judges, &ing.image, &work_box, &opts.views)?;
+        Ok(())
     }
+
+    /// The face to judge: the caller's box, or the largest detected (all detected faces go
+    /// into `v.faces`, in original pixels). `None`: no face.
+    fn find_face(
+        &self,
+        ing: &ingest::Ingested,
+        opts: &CheckOptions,
+        v: &mut Verdict,
+        timings: &mut Timings,
+    ) -> Result<Option<JudgedFace>, PipelineError> {
+        if let Some(b) = opts.face_box {
+            check_box(&b, &ing.info)?;
+            return Ok(Some(JudgedFace {
+                bbox: b,
+                landmarks: None,
+                detection_score: None,
+            }));
+        }
+        let t = Instant::now();
+        let faces = self.detector.detect(&ing.image)?;
+        timings.detect_ms = ms(t);
+        let (sx, sy) = ing.scale();
+        v.faces = faces.iter().map(|f| f.scaled(1.0 / sx, 1.0 / sy)).collect();
+        Ok(v.faces.first().map(|largest| JudgedFace {
+            bbox: largest.bbox,
+            landmarks: Some(largest.landmarks),
+            detection_score: Some(largest.score),
+        }))
+    }
+
+    /// The judged face's scores; with `judge_all_faces`, every other face fit to judge gets
+    /// its live score in `v.face_scores` too.
+    fn judge_faces(
+        &self,
+        ing: &ingest::Ingested,
+        opts: &CheckOptions,
+        work_box: &BBox,
+        v: &mut Verdict,
+    ) -> Result<JudgeScores, PipelineError> {
+        let scores = judge_all(&self.judges, self.head.as_ref(), &ing.image, work_box)?;
+        v.face_scores = vec![None; v.faces.len().max(1)];
+        v.face_scores[0] = Some(scores.live_score);
+        if !opts.judge_all_faces {
+            return Ok(scores);
+        }
+        let (sx, sy) = ing.scale();
+        for (i, f) in v.faces.iter().enumerate().skip(1) {
+            let unfit = face_checks(&self.cfg.quality, &f.bbox)
+                .iter()
+                .any(|c| c.blocks());
+            if !unfit {
+                let b = f.bbox.scaled(sx, sy);
+                let s = judge_all(&self.judges, self.head.as_ref(), &ing.image, &b)?;
+                v.face_scores[i] = Some(s.live_score);
+            }
+        }
+        Ok(scores)
+    }
+}
+
+/// The first check that fails under the enforce policy, as the reason to retry.
+fn blocking(checks: &[QualityCheck]) -> Option<RetryReason> {
+    checks
+        .iter()
+        .find(|c| c.blocks())
+        .map(|c| RetryReason::Check(c.name))
 }
 
 /// sha256 over the pack's files' sha256s (detector, then judges) and its head's version.

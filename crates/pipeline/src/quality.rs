@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::face::{BBox, Landmarks};
 use crate::image::RgbImage;
-use crate::ingest::downscale_region;
+use crate::imageops::downscale_region;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

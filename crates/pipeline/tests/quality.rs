@@ -378,7 +378,7 @@ fn shrinking_fails_face_size_and_eye_distance() {
         "a face too small to judge is never scored"
     );
     let img = decode(FACE);
-    let small = facelive_pipeline::ingest::area_downscale(&img, 200, 150);
+    let small = facelive_pipeline::imageops::area_downscale(&img, 200, 150);
     let v = judge(&small);
     assert_eq!(
         v.retry_reason.map(|r| r.as_str()),

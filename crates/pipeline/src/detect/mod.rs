@@ -1,6 +1,5 @@
 //! Detect: every face in the working image, with box, five landmarks and score.
 
-mod letterbox;
 mod nms;
 mod yunet;
 

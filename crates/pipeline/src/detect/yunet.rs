@@ -8,12 +8,12 @@ use std::sync::Arc;
 use facelive_backends::{Backend, Model, Tensor};
 use facelive_models::{DetectorSpec, InputSpec, ModelSpec};
 
-use super::letterbox::{canvases, shrink, Canvas, Shrink};
 use super::nms::nms;
 use super::{sort_largest_first, DetectMode, Detector};
 use crate::face::{BBox, Face, Landmarks, Point};
 use crate::image::RgbImage;
-use crate::ingest::area_downscale;
+use crate::imageops::area_downscale;
+use crate::imageops::letterbox::{canvases, shrink, Canvas, Shrink};
 use crate::tensor::{region_to_planar, to_planar, Region};
 use crate::PipelineError;
 

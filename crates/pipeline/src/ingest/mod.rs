@@ -9,12 +9,10 @@ mod gif;
 mod jpeg;
 mod orient;
 mod png;
-pub(crate) mod resize;
 mod sniff;
 mod webp;
 
 pub use orient::apply as apply_orientation;
-pub use resize::{area_downscale, downscale, downscale_region};
 pub use sniff::{sniff, Format, Formats};
 
 use serde::Serialize;
@@ -105,7 +103,7 @@ pub fn ingest(bytes: &[u8], opts: &IngestOptions) -> Result<Ingested, PipelineEr
     let mut image = decoded.image;
     let (tw, th) = fit_within(w, h, opts.max_side);
     if image.width > tw || image.height > th {
-        image = downscale(&image, tw, th);
+        image = crate::imageops::downscale(&image, tw, th);
     }
     let orientation = decoded.orientation;
     let applied = opts.auto_rotate && orientation > 1;

@@ -15,12 +15,12 @@ use facelive_models::{
     Activation, CropSpec, InputSpec, JudgeSpec, Layout, ModelSpec, Outside, Resize,
 };
 
-use super::cv_lanczos::lanczos4;
-use super::cv_linear::resize_region;
 use super::{Judge, JudgeOutput, View};
 use crate::face::BBox;
 use crate::image::RgbImage;
-use crate::ingest::resize::area_downscale;
+use crate::imageops::area_downscale;
+use crate::imageops::cv_lanczos::lanczos4;
+use crate::imageops::cv_linear::resize_region;
 use crate::tensor::to_planar;
 use crate::PipelineError;
 

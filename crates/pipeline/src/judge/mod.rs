@@ -2,8 +2,6 @@
 //! of the judges' scores, or an adapted pack's head over their features.
 
 mod classifier;
-mod cv_lanczos;
-mod cv_linear;
 mod head;
 
 pub use classifier::{crop, crop_rect, declared_crop, live_probability, Classifier, CropRect};
