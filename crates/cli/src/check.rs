@@ -248,26 +248,7 @@ fn summary(r: &Record) -> String {
         s += &format!("ERROR {} — {}", e.code, e.message);
         return s;
     }
-    let point = r
-        .operating_point
-        .map(|p| format!(" ({})", p.as_str()))
-        .unwrap_or_default();
-    match r.live_score {
-        Some(score) => {
-            let cmp = if score >= r.threshold { ">=" } else { "<" };
-            s += &format!(
-                "{} score {score:.3} {cmp} {:.3}{point}",
-                r.outcome.as_str().to_uppercase(),
-                r.threshold
-            );
-        }
-        None => {
-            s += &format!(
-                "RETRY ({}) — cannot judge this image",
-                r.retry_reason.map_or("unknown", RetryReason::as_str)
-            )
-        }
-    }
+    s += &decision_line(r);
     if let Some(f) = &r.face {
         let b = f.bbox;
         s += &format!(
@@ -280,53 +261,84 @@ fn summary(r: &Record) -> String {
         s += &format!(", {} face(s) found", r.faces);
     }
     if let Some(v) = &r.verdict {
-        let i = &v.image;
-        s += &format!(
-            "\n  image     {} {}x{}{}",
-            i.format.name(),
-            i.width,
-            i.height,
-            if i.orientation_applied {
-                format!(", EXIF orientation {} applied", i.exif_orientation)
-            } else {
-                String::new()
-            }
-        );
-        if !v.per_model.is_empty() {
-            let per: Vec<String> = v
-                .per_model
-                .iter()
-                .map(|m| format!("{} {:.3}", m.model, m.live_score))
-                .collect();
-            s += &format!("\n  models    {}", per.join(", "));
-        }
-        let failed: Vec<String> = v
-            .quality
-            .iter()
-            .filter(|c| !c.pass)
-            .map(|c| {
-                let bounds = match (c.min, c.max) {
-                    (Some(lo), Some(hi)) => format!("{} to {}", num(lo), num(hi)),
-                    (Some(lo), None) => format!(">= {}", num(lo)),
-                    (None, Some(hi)) => format!("<= {}", num(hi)),
-                    (None, None) => String::new(),
-                };
-                let level = if c.blocks() { "FAIL" } else { "warn" };
-                format!("{level} {} {} ({bounds}): {}", c.name, num(c.value), c.hint)
-            })
-            .collect();
-        if failed.is_empty() {
-            s += &format!("\n  quality   all {} checks pass", v.quality.len());
-        } else {
-            s += &format!("\n  quality   {}", failed.join("\n            "));
-        }
-        let t = &v.timings;
-        s += &format!(
-            "\n  timings   decode {:.1} ms, detect {:.1} ms, judge {:.1} ms, total {:.1} ms",
-            t.decode_ms, t.detect_ms, t.judge_ms, t.total_ms
-        );
+        s += &detail_lines(v);
     }
     s
+}
+
+/// `LIVE score 0.912 >= 0.500 (balanced)`, or why the image cannot be judged.
+fn decision_line(r: &Record) -> String {
+    let point = r
+        .operating_point
+        .map(|p| format!(" ({})", p.as_str()))
+        .unwrap_or_default();
+    match r.live_score {
+        Some(score) => {
+            let cmp = if score >= r.threshold { ">=" } else { "<" };
+            format!(
+                "{} score {score:.3} {cmp} {:.3}{point}",
+                r.outcome.as_str().to_uppercase(),
+                r.threshold
+            )
+        }
+        None => format!(
+            "RETRY ({}) — cannot judge this image",
+            r.retry_reason.map_or("unknown", RetryReason::as_str)
+        ),
+    }
+}
+
+/// The image, per-model scores, quality and timings lines.
+fn detail_lines(v: &VerdictDetail) -> String {
+    let i = &v.image;
+    let mut s = format!(
+        "\n  image     {} {}x{}{}",
+        i.format.name(),
+        i.width,
+        i.height,
+        if i.orientation_applied {
+            format!(", EXIF orientation {} applied", i.exif_orientation)
+        } else {
+            String::new()
+        }
+    );
+    if !v.per_model.is_empty() {
+        let per: Vec<String> = v
+            .per_model
+            .iter()
+            .map(|m| format!("{} {:.3}", m.model, m.live_score))
+            .collect();
+        s += &format!("\n  models    {}", per.join(", "));
+    }
+    let failed: Vec<String> = v
+        .quality
+        .iter()
+        .filter(|c| !c.pass)
+        .map(failed_check)
+        .collect();
+    if failed.is_empty() {
+        s += &format!("\n  quality   all {} checks pass", v.quality.len());
+    } else {
+        s += &format!("\n  quality   {}", failed.join("\n            "));
+    }
+    let t = &v.timings;
+    s += &format!(
+        "\n  timings   decode {:.1} ms, detect {:.1} ms, judge {:.1} ms, total {:.1} ms",
+        t.decode_ms, t.detect_ms, t.judge_ms, t.total_ms
+    );
+    s
+}
+
+/// `FAIL sharpness 12 (>= 40): hold still`.
+fn failed_check(c: &facelive_pipeline::QualityCheck) -> String {
+    let bounds = match (c.min, c.max) {
+        (Some(lo), Some(hi)) => format!("{} to {}", num(lo), num(hi)),
+        (Some(lo), None) => format!(">= {}", num(lo)),
+        (None, Some(hi)) => format!("<= {}", num(hi)),
+        (None, None) => String::new(),
+    };
+    let level = if c.blocks() { "FAIL" } else { "warn" };
+    format!("{level} {} {} ({bounds}): {}", c.name, num(c.value), c.hint)
 }
 
 /// A measured value, with as many decimals as its size needs.

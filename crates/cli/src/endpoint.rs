@@ -350,48 +350,38 @@ pub fn columns(a: &Answer) -> (&'static str, String, &str) {
     }
 }
 
-/// Every item's answer: those already in `scores` (an earlier, interrupted run) and the
-/// endpoint's for the rest, each appended to `scores` as it comes.
-pub fn evaluate(
-    a: &EndpointArgs,
-    items: &[Item],
-    done: HashMap<String, Answer>,
-    scores: &Path,
-) -> anyhow::Result<Vec<Answer>> {
+/// The client for `a`'s endpoint, speaking its dialect.
+fn sender(a: &EndpointArgs) -> anyhow::Result<Sender> {
     let (url, dialect) = (
         a.endpoint.clone().expect("endpoint"),
         a.dialect.expect("dialect"),
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sender = Sender {
+    Ok(Sender {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(a.request_timeout))
             .build()?,
         url,
         key: a.endpoint_key.as_deref().unwrap_or_default().to_string(),
         dialect,
-    };
-    let gap = if a.rps > 0.0 {
-        Duration::from_secs_f64(1.0 / a.rps)
+    })
+}
+
+/// Requests spaced to at most `rps` a second (0: no cap).
+fn pace(rps: f64) -> Pace {
+    let gap = if rps > 0.0 {
+        Duration::from_secs_f64(1.0 / rps)
     } else {
         Duration::ZERO
     };
-    let pace = Pace {
+    Pace {
         gap,
         next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
-    };
-    let todo: Vec<&Item> = items
-        .iter()
-        .filter(|i| !done.contains_key(&i.name))
-        .collect();
-    if !done.is_empty() {
-        eprintln!(
-            "resuming: {} of {} images already answered in {}",
-            done.len(),
-            items.len(),
-            scores.display()
-        );
     }
+}
+
+/// `scores.csv` opened to append, its header written if it is new.
+fn scores_appender(scores: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
     let fresh = !scores.exists();
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -404,12 +394,36 @@ pub fn evaluate(
         out.write_record(SCORE_COLUMNS)?;
         out.flush()?;
     }
+    Ok(out)
+}
+
+/// Every item's answer: those already in `scores` (an earlier, interrupted run) and the
+/// endpoint's for the rest, each appended to `scores` as it comes.
+pub fn evaluate(
+    a: &EndpointArgs,
+    items: &[Item],
+    done: HashMap<String, Answer>,
+    scores: &Path,
+) -> anyhow::Result<Vec<Answer>> {
+    let (sender, pace) = (Arc::new(sender(a)?), Arc::new(pace(a.rps)));
+    let todo: Vec<&Item> = items
+        .iter()
+        .filter(|i| !done.contains_key(&i.name))
+        .collect();
+    if !done.is_empty() {
+        eprintln!(
+            "resuming: {} of {} images already answered in {}",
+            done.len(),
+            items.len(),
+            scores.display()
+        );
+    }
+    let mut out = scores_appender(scores)?;
     let bar = crate::dataset::progress(items.len());
     bar.set_position(done.len() as u64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (sender, pace) = (Arc::new(sender), Arc::new(pace));
     let mut answers = done;
     let result: anyhow::Result<()> = rt.block_on(async {
         let mut stream = futures_util::stream::iter(todo)

@@ -202,6 +202,68 @@ pub(crate) fn pct(r: &Rate) -> String {
     )
 }
 
+/// The table of rates at each operating point, one APCER column per species (a dagger
+/// marks the species with too few images to trust).
+fn write_points(
+    md: &mut String,
+    points: &[(String, AtThreshold)],
+    small: &std::collections::BTreeMap<String, usize>,
+) -> anyhow::Result<()> {
+    let species: Vec<String> = points[0].1.apcer_by_species.keys().cloned().collect();
+    let flag = |s: &String| if small.contains_key(s) { " †" } else { "" };
+    writeln!(
+        md,
+        "| point | threshold | BPCER | APCER (pooled) | APCER (worst species) | {} | ACER |",
+        species
+            .iter()
+            .map(|s| format!("APCER {s}{}", flag(s)))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )?;
+    writeln!(
+        md,
+        "|---|---|---|---|---|{}---|",
+        "---|".repeat(species.len())
+    )?;
+    for (name, r) in points {
+        writeln!(
+            md,
+            "| {name} | {:.3} | {} | {} | {} | {} | {:.1}% |",
+            r.threshold,
+            pct(&r.bpcer),
+            pct(&r.apcer_pooled),
+            pct(&r.apcer_worst),
+            species
+                .iter()
+                .map(|s| pct(&r.apcer_by_species[s]))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            r.acer * 100.0
+        )?;
+    }
+    Ok(())
+}
+
+/// The table of BPCER at fixed worst-species APCER targets.
+fn write_targets(md: &mut String, targets: &[(f64, AtThreshold)]) -> anyhow::Result<()> {
+    writeln!(
+        md,
+        "\n| BPCER@APCER (worst species) | threshold | BPCER | APCER (worst species) | APCER (pooled) |\n|---|---|---|---|---|"
+    )?;
+    for (t, r) in targets {
+        writeln!(
+            md,
+            "| {:.0}% | {:.4} | {} | {} | {} |",
+            t * 100.0,
+            r.threshold,
+            pct(&r.bpcer),
+            pct(&r.apcer_worst),
+            pct(&r.apcer_pooled)
+        )?;
+    }
+    Ok(())
+}
+
 /// The report's own statement of what its figures mean.
 fn write_definitions(
     md: &mut String,
@@ -458,53 +520,8 @@ impl Report<'_> {
             samples.iter().filter(|s| s.label != Label::BonaFide).count(),
             self.system)?;
         write_definitions(md, self.min_species, &small)?;
-        let species: Vec<String> = points[0].1.apcer_by_species.keys().cloned().collect();
-        let flag = |s: &String| if small.contains_key(s) { " †" } else { "" };
-        writeln!(
-            md,
-            "| point | threshold | BPCER | APCER (pooled) | APCER (worst species) | {} | ACER |",
-            species
-                .iter()
-                .map(|s| format!("APCER {s}{}", flag(s)))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )?;
-        writeln!(
-            md,
-            "|---|---|---|---|---|{}---|",
-            "---|".repeat(species.len())
-        )?;
-        for (name, r) in points {
-            writeln!(
-                md,
-                "| {name} | {:.3} | {} | {} | {} | {} | {:.1}% |",
-                r.threshold,
-                pct(&r.bpcer),
-                pct(&r.apcer_pooled),
-                pct(&r.apcer_worst),
-                species
-                    .iter()
-                    .map(|s| pct(&r.apcer_by_species[s]))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                r.acer * 100.0
-            )?;
-        }
-        writeln!(
-            md,
-            "\n| BPCER@APCER (worst species) | threshold | BPCER | APCER (worst species) | APCER (pooled) |\n|---|---|---|---|---|"
-        )?;
-        for (t, r) in targets {
-            writeln!(
-                md,
-                "| {:.0}% | {:.4} | {} | {} | {} |",
-                t * 100.0,
-                r.threshold,
-                pct(&r.bpcer),
-                pct(&r.apcer_worst),
-                pct(&r.apcer_pooled)
-            )?;
-        }
+        write_points(md, points, &small)?;
+        write_targets(md, targets)?;
         let (eer_t, eer) = e.eer();
         let (eer_pooled_t, eer_pooled) = e.eer_pooled();
         writeln!(

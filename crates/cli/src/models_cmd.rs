@@ -44,116 +44,133 @@ pub fn run(args: &PipelineArgs, cmd: ModelsCommand) -> anyhow::Result<ExitCode> 
     let manifest = args.manifest()?;
     match cmd {
         ModelsCommand::Add { file, spec } => add(args, &dir, &file, &spec),
-        ModelsCommand::List => {
-            println!(
-                "pack {} {}: detector {}, judges {}",
-                manifest.pack.name,
-                manifest.pack.version,
-                manifest.pack.detector,
-                manifest.pack.judges.join(", ")
-            );
-            println!("models directory: {}", dir.display());
-            let (detector, judges) = args.engine_choice()?;
-            println!(
-                "engines: detector {}, judges {}",
-                detector.as_str(),
-                judges.as_str()
-            );
-            for m in &manifest.models {
-                let in_pack = manifest.pack_models().iter().any(|p| p.name == m.name);
-                println!(
-                    "\n{}{}\n  file     {} ({} bytes)\n  role     {} ({})\n  licence  {}\n  sha256   {}\n  url      {}",
-                    m.name,
-                    if in_pack { "  [default pack]" } else { "" },
-                    m.file,
-                    m.bytes,
-                    m.role.as_str(),
-                    m.family.as_str(),
-                    m.license,
-                    m.sha256,
-                    m.url
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ModelsCommand::Verify { names } => {
-            let specs = manifest.select(&names)?;
-            let mut bad = 0;
-            for (spec, status) in verify(&dir, &specs) {
-                if status != FileStatus::Ok {
-                    bad += 1;
-                }
-                println!("{:<28} {}", spec.name, status);
-            }
-            if bad > 0 {
-                eprintln!(
-                    "{bad} model file(s) in {} are missing or wrong; run `facelive models pull`",
-                    dir.display()
-                );
-                return Ok(ExitCode::from(1));
-            }
-            if let Some((pack_dir, pack)) = args.adapted_pack()? {
-                // The files are the ones it was trained on (checked when the manifest was
-                // made); its head must also fit the judges' features.
-                crate::load_pipeline(args)?;
-                println!(
-                    "pack {} {} ({}): adapted from {}, {} head inputs, fits its judges{}",
-                    pack.pack.name,
-                    pack.pack.version,
-                    pack_dir.display(),
-                    pack.pack.base,
-                    pack.head.weights.len(),
-                    if pack.pack.forced {
-                        "; FORCED: it did not beat the base pack out of fold"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        ModelsCommand::List => list(args, &manifest),
+        ModelsCommand::Verify { names } => verify_files(args, &manifest, &names),
         ModelsCommand::Pull {
             names,
             mirror,
             timeout,
-        } => {
-            let specs = manifest.select(&names)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let report = rt.block_on(pull(
-                &dir,
-                &specs,
-                mirror.as_deref(),
-                Duration::from_secs(timeout),
-            ))?;
-            let mut failed = 0;
-            for (name, outcome) in report {
-                match outcome {
-                    Ok(PullOutcome::AlreadyPresent) => println!("{name:<28} ok (already present)"),
-                    Ok(PullOutcome::Downloaded { bytes }) => {
-                        println!("{name:<28} downloaded {bytes} bytes, sha256 ok")
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        println!("{name:<28} FAILED: {e}");
-                    }
-                }
-            }
-            println!("models directory: {}", dir.display());
-            let (detector, judges) = args.engine_choice()?;
-            println!(
-                "engines: detector {}, judges {}",
-                detector.as_str(),
-                judges.as_str()
-            );
-            Ok(if failed > 0 {
-                ExitCode::from(1)
+        } => pull_files(args, &manifest, &names, mirror.as_deref(), timeout),
+    }
+}
+
+/// The engines line every listing ends or starts with.
+fn print_engines(args: &PipelineArgs) -> anyhow::Result<()> {
+    let (detector, judges) = args.engine_choice()?;
+    println!(
+        "engines: detector {}, judges {}",
+        detector.as_str(),
+        judges.as_str()
+    );
+    Ok(())
+}
+
+/// `models list`: the pack, then every model with its file, role, licence and origin.
+fn list(args: &PipelineArgs, manifest: &Manifest) -> anyhow::Result<ExitCode> {
+    println!(
+        "pack {} {}: detector {}, judges {}",
+        manifest.pack.name,
+        manifest.pack.version,
+        manifest.pack.detector,
+        manifest.pack.judges.join(", ")
+    );
+    println!("models directory: {}", args.models_dir.display());
+    print_engines(args)?;
+    for m in &manifest.models {
+        let in_pack = manifest.pack_models().iter().any(|p| p.name == m.name);
+        println!(
+            "\n{}{}\n  file     {} ({} bytes)\n  role     {} ({})\n  licence  {}\n  sha256   {}\n  url      {}",
+            m.name,
+            if in_pack { "  [default pack]" } else { "" },
+            m.file,
+            m.bytes,
+            m.role.as_str(),
+            m.family.as_str(),
+            m.license,
+            m.sha256,
+            m.url
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `models verify`: every file's sha256, and an adapted pack's fit to its judges.
+fn verify_files(
+    args: &PipelineArgs,
+    manifest: &Manifest,
+    names: &[String],
+) -> anyhow::Result<ExitCode> {
+    let dir = &args.models_dir;
+    let specs = manifest.select(names)?;
+    let mut bad = 0;
+    for (spec, status) in verify(dir, &specs) {
+        if status != FileStatus::Ok {
+            bad += 1;
+        }
+        println!("{:<28} {}", spec.name, status);
+    }
+    if bad > 0 {
+        eprintln!(
+            "{bad} model file(s) in {} are missing or wrong; run `facelive models pull`",
+            dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Some((pack_dir, pack)) = args.adapted_pack()? {
+        // The files are the ones it was trained on (checked when the manifest was
+        // made); its head must also fit the judges' features.
+        crate::load_pipeline(args)?;
+        println!(
+            "pack {} {} ({}): adapted from {}, {} head inputs, fits its judges{}",
+            pack.pack.name,
+            pack.pack.version,
+            pack_dir.display(),
+            pack.pack.base,
+            pack.head.weights.len(),
+            if pack.pack.forced {
+                "; FORCED: it did not beat the base pack out of fold"
             } else {
-                ExitCode::SUCCESS
-            })
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `models pull`: downloads what is missing, each file checked against its sha256.
+fn pull_files(
+    args: &PipelineArgs,
+    manifest: &Manifest,
+    names: &[String],
+    mirror: Option<&str>,
+    timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    let dir = &args.models_dir;
+    let specs = manifest.select(names)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(pull(dir, &specs, mirror, Duration::from_secs(timeout)))?;
+    let mut failed = 0;
+    for (name, outcome) in report {
+        match outcome {
+            Ok(PullOutcome::AlreadyPresent) => println!("{name:<28} ok (already present)"),
+            Ok(PullOutcome::Downloaded { bytes }) => {
+                println!("{name:<28} downloaded {bytes} bytes, sha256 ok")
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{name:<28} FAILED: {e}");
+            }
         }
     }
+    println!("models directory: {}", dir.display());
+    print_engines(args)?;
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `models add`: the entry completed with the file's name, size and sha256, registered,

@@ -273,16 +273,7 @@ const DET_TICKS: [f64; 12] = [
 /// on the axes' lower edges, which start at the largest tick at most half of the smallest
 /// non-zero rate, and at most 1% (a perfect separation still gets a readable plot).
 pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]) -> String {
-    let smallest = curves
-        .iter()
-        .flat_map(|c| c.points.iter().flat_map(|&(a, b)| [a, b]))
-        .filter(|&v| v > 0.0)
-        .fold(1.0f64, f64::min);
-    let lo = DET_TICKS
-        .iter()
-        .copied()
-        .rfind(|&t| t <= (smallest / 2.0).min(0.01))
-        .unwrap_or(DET_TICKS[0]);
+    let lo = det_lowest_tick(curves);
     let hi = *DET_TICKS.last().expect("ticks");
     let legend: Vec<Entry> = curves
         .iter()
@@ -324,21 +315,7 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
         r##"stroke="#aaaaaa" stroke-dasharray="4 4""##,
     );
     for curve in curves {
-        let colour = PALETTE[curve.colour % PALETTE.len()];
-        let dash = if curve.dashed {
-            r#" stroke-dasharray="6 4""#
-        } else {
-            ""
-        };
-        let mut pts = String::new();
-        for &(a, bp) in curve.points {
-            let _ = write!(pts, "{:.1},{:.1} ", sx(a), sy(bp));
-        }
-        let _ = writeln!(
-            c.svg,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.2"{dash}/>"#,
-            pts.trim_end()
-        );
+        draw_curve(&mut c, curve, &sx, &sy);
     }
     for m in markers {
         let (x, y) = (sx(m.apcer), sy(m.bpcer));
@@ -356,6 +333,38 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
     c.finish()
 }
 
+/// The lowest rate tick drawn: below half the smallest non-zero rate, at most 1%.
+fn det_lowest_tick(curves: &[Curve]) -> f64 {
+    let smallest = curves
+        .iter()
+        .flat_map(|c| c.points.iter().flat_map(|&(a, b)| [a, b]))
+        .filter(|&v| v > 0.0)
+        .fold(1.0f64, f64::min);
+    DET_TICKS
+        .iter()
+        .copied()
+        .rfind(|&t| t <= (smallest / 2.0).min(0.01))
+        .unwrap_or(DET_TICKS[0])
+}
+
+fn draw_curve(c: &mut Canvas, curve: &Curve, sx: &dyn Fn(f64) -> f64, sy: &dyn Fn(f64) -> f64) {
+    let colour = PALETTE[curve.colour % PALETTE.len()];
+    let dash = if curve.dashed {
+        r#" stroke-dasharray="6 4""#
+    } else {
+        ""
+    };
+    let mut pts = String::new();
+    for &(a, bp) in curve.points {
+        let _ = write!(pts, "{:.1},{:.1} ", sx(a), sy(bp));
+    }
+    let _ = writeln!(
+        c.svg,
+        r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.2"{dash}/>"#,
+        pts.trim_end()
+    );
+}
+
 /// Histograms of the live score, 20 bins over [0, 1]: bona fide presentations beside the
 /// attacks, stacked by species; thresholds as vertical lines. Images without a score (not
 /// acquired) are counted in the subtitle, not drawn. The `small` species (name: images)
@@ -366,50 +375,9 @@ pub fn histogram_svg(
     thresholds: &[Threshold],
     small: &BTreeMap<String, usize>,
 ) -> String {
-    const BINS: usize = 20;
-    const GROUPED: &str = "";
-    let bin = |v: f32| ((v.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1);
-    let group = |sp: &str| if small.contains_key(sp) { GROUPED } else { sp }.to_string();
-    let mut species: Vec<String> = samples
-        .iter()
-        .filter_map(|s| match &s.label {
-            Label::Attack { species } => Some(group(species)),
-            Label::BonaFide => None,
-        })
-        .collect();
-    species.sort_unstable();
-    species.dedup();
-    // The grouped small species last.
-    if species.first().is_some_and(|s| s == GROUPED) {
-        species.rotate_left(1);
-    }
-    let colour = |i: usize, sp: &str| {
-        if sp == GROUPED {
-            SMALL_SPECIES
-        } else {
-            PALETTE[(i + 1) % PALETTE.len()]
-        }
-    };
-    let mut bona = [0usize; BINS];
-    let mut attacks = vec![[0usize; BINS]; species.len()];
-    let mut not_acquired = 0;
-    for s in samples {
-        let Ok(v) = s.score else {
-            not_acquired += 1;
-            continue;
-        };
-        match &s.label {
-            Label::BonaFide => bona[bin(v)] += 1,
-            Label::Attack { species: sp } => {
-                let g = group(sp);
-                let i = species.iter().position(|s| *s == g).expect("listed");
-                attacks[i][bin(v)] += 1;
-            }
-        }
-    }
-    let stacked = |k: usize| attacks.iter().map(|a| a[k]).sum::<usize>();
+    let counts = Counts::of(samples, small);
     let top = (0..BINS)
-        .map(|k| bona[k].max(stacked(k)))
+        .map(|k| counts.bona[k].max(counts.stacked(k)))
         .max()
         .unwrap_or(0)
         .max(1);
@@ -420,33 +388,12 @@ pub fn histogram_svg(
         .unwrap_or(top.div_ceil(8));
     let ymax = top.div_ceil(step) * step;
     let subtitle = format!(
-        "{} bona fide, {} attacks scored; {not_acquired} not acquired (no face, unreadable, quality) not drawn",
-        bona.iter().sum::<usize>(),
-        (0..BINS).map(stacked).sum::<usize>()
+        "{} bona fide, {} attacks scored; {} not acquired (no face, unreadable, quality) not drawn",
+        counts.bona.iter().sum::<usize>(),
+        (0..BINS).map(|k| counts.stacked(k)).sum::<usize>(),
+        counts.not_acquired
     );
-    let mut legend = vec![Entry {
-        name: "bona fide".into(),
-        colour: BONA_FIDE,
-        mark: Mark::Swatch,
-    }];
-    for (i, sp) in species.iter().enumerate() {
-        let name = if sp == GROUPED {
-            let names: Vec<String> = small.iter().map(|(k, n)| format!("{k} ({n})")).collect();
-            format!(
-                "{} small species: {}",
-                small.len(),
-                clipped(&names.join(", "), 70)
-            )
-        } else {
-            format!("attack: {sp}")
-        };
-        legend.push(Entry {
-            name,
-            colour: colour(i, sp),
-            mark: Mark::Swatch,
-        });
-    }
-    let mut c = Canvas::new(title, &subtitle, &legend);
+    let mut c = Canvas::new(title, &subtitle, &counts.legend(small));
     let (l, t, r, b) = (c.left(), c.top(), c.right(), c.bottom());
     let sx = |v: f64| l + v * (r - l);
     let sy = |n: f64| b - n / ymax as f64 * (b - t);
@@ -463,29 +410,7 @@ pub fn histogram_svg(
         let v = i as f64 / 10.0;
         c.text((sx(v), b + 16.0), "middle", "", &format!("{v:.1}"));
     }
-    let bw = (r - l) / BINS as f64;
-    for k in 0..BINS {
-        let x = l + k as f64 * bw;
-        if bona[k] > 0 {
-            let h = b - sy(bona[k] as f64);
-            c.rect(x + 1.0, b - h, bw / 2.0 - 1.0, h, BONA_FIDE);
-        }
-        let mut base = 0usize;
-        for (i, a) in attacks.iter().enumerate() {
-            if a[k] == 0 {
-                continue;
-            }
-            let (y0, y1) = (sy(base as f64), sy((base + a[k]) as f64));
-            c.rect(
-                x + bw / 2.0,
-                y1,
-                bw / 2.0 - 1.0,
-                y0 - y1,
-                colour(i, &species[i]),
-            );
-            base += a[k];
-        }
-    }
+    counts.draw_bars(&mut c, &sy);
     for (i, th) in thresholds.iter().enumerate() {
         let x = sx(th.value as f64);
         c.line((x, t), (x, b), r##"stroke="#222" stroke-dasharray="5 3""##);
@@ -499,6 +424,122 @@ pub fn histogram_svg(
     }
     c.frame("live score", "images");
     c.finish()
+}
+
+/// Score bins of the histogram.
+const BINS: usize = 20;
+/// The species with too few images, drawn together.
+const GROUPED: &str = "";
+
+/// The histogram's counts: bona fide per bin, each attack species per bin (the small
+/// species grouped, last), and the images not scored.
+struct Counts {
+    species: Vec<String>,
+    bona: [usize; BINS],
+    attacks: Vec<[usize; BINS]>,
+    not_acquired: usize,
+}
+
+impl Counts {
+    fn of(samples: &[Sample], small: &BTreeMap<String, usize>) -> Self {
+        let bin = |v: f32| ((v.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1);
+        let group = |sp: &str| if small.contains_key(sp) { GROUPED } else { sp }.to_string();
+        let mut species: Vec<String> = samples
+            .iter()
+            .filter_map(|s| match &s.label {
+                Label::Attack { species } => Some(group(species)),
+                Label::BonaFide => None,
+            })
+            .collect();
+        species.sort_unstable();
+        species.dedup();
+        // The grouped small species last.
+        if species.first().is_some_and(|s| s == GROUPED) {
+            species.rotate_left(1);
+        }
+        let mut counts = Counts {
+            bona: [0; BINS],
+            attacks: vec![[0; BINS]; species.len()],
+            not_acquired: 0,
+            species,
+        };
+        for s in samples {
+            let Ok(v) = s.score else {
+                counts.not_acquired += 1;
+                continue;
+            };
+            match &s.label {
+                Label::BonaFide => counts.bona[bin(v)] += 1,
+                Label::Attack { species: sp } => {
+                    let g = group(sp);
+                    let i = counts.species.iter().position(|s| *s == g).expect("listed");
+                    counts.attacks[i][bin(v)] += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Attacks of every species in bin `k`.
+    fn stacked(&self, k: usize) -> usize {
+        self.attacks.iter().map(|a| a[k]).sum()
+    }
+
+    fn colour(&self, i: usize) -> &'static str {
+        if self.species[i] == GROUPED {
+            SMALL_SPECIES
+        } else {
+            PALETTE[(i + 1) % PALETTE.len()]
+        }
+    }
+
+    fn legend(&self, small: &BTreeMap<String, usize>) -> Vec<Entry> {
+        let mut legend = vec![Entry {
+            name: "bona fide".into(),
+            colour: BONA_FIDE,
+            mark: Mark::Swatch,
+        }];
+        for (i, sp) in self.species.iter().enumerate() {
+            let name = if sp == GROUPED {
+                let names: Vec<String> = small.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+                format!(
+                    "{} small species: {}",
+                    small.len(),
+                    clipped(&names.join(", "), 70)
+                )
+            } else {
+                format!("attack: {sp}")
+            };
+            legend.push(Entry {
+                name,
+                colour: self.colour(i),
+                mark: Mark::Swatch,
+            });
+        }
+        legend
+    }
+
+    /// Each bin's bona fide bar, and beside it the attacks stacked by species.
+    fn draw_bars(&self, c: &mut Canvas, sy: &dyn Fn(f64) -> f64) {
+        let (l, r, b) = (c.left(), c.right(), c.bottom());
+        let bw = (r - l) / BINS as f64;
+        for k in 0..BINS {
+            let x = l + k as f64 * bw;
+            if self.bona[k] > 0 {
+                let h = b - sy(self.bona[k] as f64);
+                c.rect(x + 1.0, b - h, bw / 2.0 - 1.0, h, BONA_FIDE);
+            }
+            let mut base = 0usize;
+            for (i, a) in self.attacks.iter().enumerate() {
+                if a[k] == 0 {
+                    continue;
+                }
+                let (y0, y1) = (sy(base as f64), sy((base + a[k]) as f64));
+                c.rect(x + bw / 2.0, y1, bw / 2.0 - 1.0, y0 - y1, self.colour(i));
+                base += a[k];
+            }
+        }
+    }
 }
 
 /// `s` cut to `max` characters, marked when cut (the report lists everything).
