@@ -16,8 +16,7 @@ use axum::Json;
 use facelive_pipeline::{DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
-use super::request_id;
-use crate::admission::{admit, who, Purpose};
+use crate::admission::{admit, Purpose};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -77,16 +76,8 @@ pub async fn liveness(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = request_id(&headers);
     let d = &super::ACCURA;
-    let res = state
-        .handle(
-            d.endpoints[0].label,
-            &rid,
-            Some(who(d, &headers)),
-            run(&state, req),
-        )
-        .await;
+    let (rid, res) = super::decide(&state, d, d.endpoints[0], &headers, run(&state, req)).await;
     match res {
         Ok(v) => {
             let threshold = threshold_percent();

@@ -19,8 +19,7 @@ use facelive_pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::request_id;
-use crate::admission::{admit, who, Purpose};
+use crate::admission::{admit, Purpose};
 use crate::error::ApiError;
 use crate::input;
 use crate::AppState;
@@ -118,16 +117,8 @@ pub async fn liveness(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = request_id(&headers);
     let d = &super::JCV;
-    let res = state
-        .handle(
-            d.endpoints[0].label,
-            &rid,
-            Some(who(d, &headers)),
-            run(&state, req),
-        )
-        .await;
+    let (rid, res) = super::decide(&state, d, d.endpoints[0], &headers, run(&state, req)).await;
     match res {
         Ok(v) => {
             let position = v

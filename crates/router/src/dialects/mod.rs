@@ -253,6 +253,21 @@ impl Dialect {
 /// Every dialect the server speaks.
 pub static ALL: [&Dialect; 5] = [&NATIVE, &NHN, &ACCURA, &JCV, &SPOOFSENSE];
 
+/// One request to `endpoint` of `dialect`, decided by `run` under the server's deadline,
+/// counted, logged and audited: the request id and the result, for the dialect to render.
+pub(crate) async fn decide(
+    state: &AppState,
+    dialect: &Dialect,
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    run: impl std::future::Future<Output = Result<Verdict, ApiError>>,
+) -> (String, Result<Verdict, ApiError>) {
+    let rid = request_id(headers);
+    let who = crate::admission::who(dialect, headers);
+    let res = state.handle(endpoint.label, &rid, Some(who), run).await;
+    (rid, res)
+}
+
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)

@@ -20,8 +20,8 @@ use facelive_pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{fraction_box, fraction_point, request_id, FractionBox};
-use crate::admission::{admit, who, Purpose};
+use super::{fraction_box, fraction_point, FractionBox};
+use crate::admission::{admit, Purpose};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -108,18 +108,9 @@ pub async fn spoofing(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = request_id(&headers);
     let d = &super::NHN;
-    let res = state
-        .handle(
-            d.endpoints[0].label,
-            &rid,
-            Some(who(d, &headers)),
-            run(&state, req),
-        )
-        .await
-        .and_then(render);
-    match res {
+    let (_, res) = super::decide(&state, d, d.endpoints[0], &headers, run(&state, req)).await;
+    match res.and_then(render) {
         Ok(data) => Json(Body {
             header: Header {
                 is_successful: true,

@@ -20,7 +20,7 @@ use facelive_pipeline::{CheckName, DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::{Endpoint, SPOOFSENSE, SPOOFSENSE_ANTISPOOFING, SPOOFSENSE_ROBUST};
-use crate::admission::{admit, who, Purpose};
+use crate::admission::{admit, Purpose};
 use crate::error::ApiError;
 use crate::input;
 use crate::AppState;
@@ -95,15 +95,12 @@ async fn endpoint(
     req: Request,
     e: &'static Endpoint,
 ) -> Response {
-    let rid = super::request_id(&headers);
     let threshold = e
         .decision
         .threshold()
         .expect("SpoofSense decides at its own thresholds");
-    let who = who(&SPOOFSENSE, &headers);
-    let res = state
-        .handle(e.label, &rid, Some(who), run(&state, req, threshold))
-        .await;
+    let run = run(&state, req, threshold);
+    let (_, res) = super::decide(&state, &SPOOFSENSE, e, &headers, run).await;
     match res {
         Ok(v) => Json(render(&v)).into_response(),
         Err(e) => failure(&e),
