@@ -339,6 +339,85 @@ pub struct FaceContext<'a> {
     pub faces: usize,
 }
 
+/// The checks the landmarks measure: eye distance and head pose.
+fn landmark_checks(cfg: &QualityConfig, lm: &Landmarks) -> Vec<QualityCheck> {
+    let mut v = Vec::new();
+    let eyes = (lm.right_eye.x - lm.left_eye.x).hypot(lm.right_eye.y - lm.left_eye.y);
+    v.extend(check(
+        CheckName::EyeDistance,
+        eyes as f64,
+        Some(cfg.min_eye_distance as f64),
+        None,
+        cfg.eye_distance,
+        "move closer",
+    ));
+    let (yaw, pitch, roll) = pose(lm);
+    let both = |m: f32| (Some(-m as f64), Some(m as f64));
+    let (lo, hi) = both(cfg.max_yaw);
+    v.extend(check(
+        CheckName::Yaw,
+        yaw as f64,
+        lo,
+        hi,
+        cfg.pose,
+        "face the camera",
+    ));
+    let (lo, hi) = both(cfg.max_pitch);
+    v.extend(check(
+        CheckName::Pitch,
+        pitch as f64,
+        lo,
+        hi,
+        cfg.pose,
+        "face the camera",
+    ));
+    let (lo, hi) = both(cfg.max_roll);
+    v.extend(check(
+        CheckName::Roll,
+        roll as f64,
+        lo,
+        hi,
+        cfg.pose,
+        "hold your head straight",
+    ));
+    v
+}
+
+/// The checks of the face's pixels: brightness, exposure, sharpness.
+fn appearance_checks(cfg: &QualityConfig, s: &FaceStats) -> Vec<QualityCheck> {
+    let mut v = Vec::new();
+    let hint = if s.brightness < cfg.min_brightness as f64 {
+        "more light"
+    } else {
+        "less light"
+    };
+    v.extend(check(
+        CheckName::Brightness,
+        s.brightness,
+        Some(cfg.min_brightness as f64),
+        Some(cfg.max_brightness as f64),
+        cfg.brightness,
+        hint,
+    ));
+    v.extend(check(
+        CheckName::Exposure,
+        s.clipped,
+        None,
+        Some(cfg.max_clipped as f64),
+        cfg.exposure,
+        "avoid strong light or deep shadow on your face",
+    ));
+    v.extend(check(
+        CheckName::Sharpness,
+        s.sharpness,
+        Some(cfg.min_sharpness as f64),
+        None,
+        cfg.sharpness,
+        "hold still",
+    ));
+    v
+}
+
 /// Every check of the judged face, in a stable order.
 pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCheck> {
     let b = &f.bbox;
@@ -365,75 +444,10 @@ pub fn judged_face_checks(cfg: &QualityConfig, f: &FaceContext) -> Vec<QualityCh
         "move closer",
     ));
     if let Some(lm) = f.landmarks {
-        let eyes = (lm.right_eye.x - lm.left_eye.x).hypot(lm.right_eye.y - lm.left_eye.y);
-        v.extend(check(
-            CheckName::EyeDistance,
-            eyes as f64,
-            Some(cfg.min_eye_distance as f64),
-            None,
-            cfg.eye_distance,
-            "move closer",
-        ));
-        let (yaw, pitch, roll) = pose(lm);
-        let both = |m: f32| (Some(-m as f64), Some(m as f64));
-        let (lo, hi) = both(cfg.max_yaw);
-        v.extend(check(
-            CheckName::Yaw,
-            yaw as f64,
-            lo,
-            hi,
-            cfg.pose,
-            "face the camera",
-        ));
-        let (lo, hi) = both(cfg.max_pitch);
-        v.extend(check(
-            CheckName::Pitch,
-            pitch as f64,
-            lo,
-            hi,
-            cfg.pose,
-            "face the camera",
-        ));
-        let (lo, hi) = both(cfg.max_roll);
-        v.extend(check(
-            CheckName::Roll,
-            roll as f64,
-            lo,
-            hi,
-            cfg.pose,
-            "hold your head straight",
-        ));
+        v.extend(landmark_checks(cfg, lm));
     }
-    if let Some(s) = face_stats(f.image, &f.work_box) {
-        let hint = if s.brightness < cfg.min_brightness as f64 {
-            "more light"
-        } else {
-            "less light"
-        };
-        v.extend(check(
-            CheckName::Brightness,
-            s.brightness,
-            Some(cfg.min_brightness as f64),
-            Some(cfg.max_brightness as f64),
-            cfg.brightness,
-            hint,
-        ));
-        v.extend(check(
-            CheckName::Exposure,
-            s.clipped,
-            None,
-            Some(cfg.max_clipped as f64),
-            cfg.exposure,
-            "avoid strong light or deep shadow on your face",
-        ));
-        v.extend(check(
-            CheckName::Sharpness,
-            s.sharpness,
-            Some(cfg.min_sharpness as f64),
-            None,
-            cfg.sharpness,
-            "hold still",
-        ));
+    if let Some(stats) = face_stats(f.image, &f.work_box) {
+        v.extend(appearance_checks(cfg, &stats));
     }
     v.extend(check(
         CheckName::FaceCount,
