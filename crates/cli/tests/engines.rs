@@ -84,6 +84,40 @@ fn a_missing_onnx_runtime_library_is_a_clear_error() {
     );
 }
 
+/// The container's configuration (FACELIVE_BACKEND=ort, the library at a fixed path) with
+/// the library gone: `serve` stops at start with the reason, before it listens, never at
+/// the first request.
+#[test]
+fn serve_with_a_missing_onnx_runtime_library_stops_at_start() {
+    let mut child = facelive()
+        .env("FACELIVE_BACKEND", "ort")
+        .env("ORT_DYLIB_PATH", "/usr/lib/facelive/missing/libonnxruntime.so")
+        .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve kept running without its ONNX Runtime library");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ONNX Runtime") && err.contains("--backend tract"),
+        "{err}"
+    );
+    assert!(!err.contains("facelive serving"), "it started listening: {err}");
+}
+
 #[test]
 fn bench_reports_the_first_pass_and_the_steady_state_apart() {
     let out = facelive()
