@@ -91,7 +91,10 @@ fn a_missing_onnx_runtime_library_is_a_clear_error() {
 fn serve_with_a_missing_onnx_runtime_library_stops_at_start() {
     let mut child = facelive()
         .env("FACELIVE_BACKEND", "ort")
-        .env("ORT_DYLIB_PATH", "/usr/lib/facelive/missing/libonnxruntime.so")
+        .env(
+            "ORT_DYLIB_PATH",
+            "/usr/lib/facelive/missing/libonnxruntime.so",
+        )
         .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -115,7 +118,10 @@ fn serve_with_a_missing_onnx_runtime_library_stops_at_start() {
         err.contains("ONNX Runtime") && err.contains("--backend tract"),
         "{err}"
     );
-    assert!(!err.contains("facelive serving"), "it started listening: {err}");
+    assert!(
+        !err.contains("facelive serving"),
+        "it started listening: {err}"
+    );
 }
 
 #[test]
