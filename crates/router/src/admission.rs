@@ -9,17 +9,10 @@ use axum::http::HeaderMap;
 
 use crate::audit::Who;
 use crate::auth::{self, Place};
-use crate::dialects::{Bodies, Credential, Dialect, Sizes};
+use crate::dialects::{Bodies, Credential, Dialect, Purpose, Sizes};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::{sessions, AppState};
-
-/// What a request is for: a verdict (which spends a session token) or capture guidance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    Verdict,
-    Guidance,
-}
 
 /// An admitted request: its place, held until it is answered, and its body.
 pub(crate) struct Admitted {

@@ -92,6 +92,8 @@ pub struct AppState {
     audit: Option<audit::Audit>,
     /// How the trail names each dialect's key: a short hash of its value.
     key_ids: [String; ApiKey::ALL.len()],
+    /// `/openapi.json`, rendered once: it depends only on the configuration.
+    openapi: axum::body::Bytes,
 }
 
 impl AppState {
@@ -109,6 +111,10 @@ impl AppState {
             audit: audit::Audit::start(&cfg.audit)
                 .map_err(|e| ApiError::Internal(format!("cannot open the audit log: {e}")))?,
             key_ids: ApiKey::ALL.map(|k| auth::key_id(cfg.auth, cfg.keys.get(k))),
+            openapi: openapi::document(&cfg.limits)
+                .to_json()
+                .map_err(|e| ApiError::Internal(format!("the API description: {e}")))?
+                .into(),
             pipeline,
             cfg,
             metrics,

@@ -91,8 +91,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 #[utoipa::path(get, path = OPENAPI, tag = "operations", responses((status = 200, description = "this document")))]
-pub async fn openapi(State(state): State<Arc<AppState>>) -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi::document(&state.cfg.limits))
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = DOCS, tag = "operations", responses((status = 200, description = "this document as a page that works offline", content_type = "text/html")))]

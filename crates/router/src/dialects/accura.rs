@@ -16,7 +16,8 @@ use axum::Json;
 use facelive_pipeline::{DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::admission::{admit, Purpose};
+use super::Purpose;
+use crate::admission::admit;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;

@@ -19,7 +19,8 @@ use facelive_pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::admission::{admit, Purpose};
+use super::Purpose;
+use crate::admission::admit;
 use crate::error::ApiError;
 use crate::input;
 use crate::AppState;

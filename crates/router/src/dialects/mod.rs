@@ -68,12 +68,21 @@ impl Decision {
     }
 }
 
+/// What a request is for: a verdict (audited; it spends a session token) or capture
+/// guidance (neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Verdict,
+    Guidance,
+}
+
 /// One endpoint of a dialect: the paths it answers at and how it decides.
 pub struct Endpoint {
     /// `POST` paths (the first is the one the vendor documents).
     pub paths: &'static [&'static str],
     /// Its name in metrics, logs and the audit trail.
     pub label: &'static str,
+    pub purpose: Purpose,
     pub decision: Decision,
     pub(crate) handler: fn() -> MethodRouter<Arc<AppState>>,
 }
@@ -120,6 +129,7 @@ pub static NATIVE: Dialect = Dialect {
 pub static NATIVE_CHECK: Endpoint = Endpoint {
     paths: &["/v1/liveness"],
     label: "native",
+    purpose: Purpose::Verdict,
     decision: Decision::OperatingPoints,
     handler: || post(native::check),
 };
@@ -128,6 +138,7 @@ pub static NATIVE_CHECK: Endpoint = Endpoint {
 pub static NATIVE_GUIDANCE: Endpoint = Endpoint {
     paths: &["/v1/quality"],
     label: "guidance",
+    purpose: Purpose::Guidance,
     decision: Decision::OperatingPoints,
     handler: || post(native::quality),
 };
@@ -147,6 +158,7 @@ pub static NHN: Dialect = Dialect {
     endpoints: &[&Endpoint {
         paths: &["/v1.0/appkeys/{appKey}/spoofing"],
         label: "nhn",
+        purpose: Purpose::Verdict,
         decision: Decision::OperatingPoints,
         handler: || post(nhn::spoofing),
     }],
@@ -166,6 +178,7 @@ pub static ACCURA: Dialect = Dialect {
     endpoints: &[&Endpoint {
         paths: &["/v2/api/liveness"],
         label: "accura",
+        purpose: Purpose::Verdict,
         // The vendor's rule: above 55% is live.
         decision: Decision::Vendor(0.55),
         handler: || post(accura::liveness),
@@ -188,6 +201,7 @@ pub static JCV: Dialect = Dialect {
     endpoints: &[&Endpoint {
         paths: &["/v1/jcv/liveness"],
         label: "jcv",
+        purpose: Purpose::Verdict,
         // JCV's recommended threshold, kept whatever the model version.
         decision: Decision::Vendor(0.5),
         handler: || post(jcv::liveness),
@@ -213,6 +227,7 @@ pub static SPOOFSENSE_ANTISPOOFING: Endpoint = Endpoint {
     // Its evaluation script posts to /v3/antispoofing.
     paths: &["/antispoofing", "/v3/antispoofing"],
     label: "spoofsense",
+    purpose: Purpose::Verdict,
     decision: Decision::Vendor(0.55),
     handler: || post(spoofsense::antispoofing),
 };
@@ -220,6 +235,7 @@ pub static SPOOFSENSE_ANTISPOOFING: Endpoint = Endpoint {
 pub static SPOOFSENSE_ROBUST: Endpoint = Endpoint {
     paths: &["/robust"],
     label: "spoofsense_robust",
+    purpose: Purpose::Verdict,
     decision: Decision::Vendor(0.50),
     handler: || post(spoofsense::robust),
 };
@@ -254,7 +270,8 @@ impl Dialect {
 pub static ALL: [&Dialect; 5] = [&NATIVE, &NHN, &ACCURA, &JCV, &SPOOFSENSE];
 
 /// One request to `endpoint` of `dialect`, decided by `run` under the server's deadline,
-/// counted, logged and audited: the request id and the result, for the dialect to render.
+/// counted, logged and (a verdict) audited: the request id and the result, for the dialect
+/// to render.
 pub(crate) async fn decide(
     state: &AppState,
     dialect: &Dialect,
@@ -263,8 +280,9 @@ pub(crate) async fn decide(
     run: impl std::future::Future<Output = Result<Verdict, ApiError>>,
 ) -> (String, Result<Verdict, ApiError>) {
     let rid = request_id(headers);
-    let who = crate::admission::who(dialect, headers);
-    let res = state.handle(endpoint.label, &rid, Some(who), run).await;
+    let audited =
+        (endpoint.purpose == Purpose::Verdict).then(|| crate::admission::who(dialect, headers));
+    let res = state.handle(endpoint.label, &rid, audited, run).await;
     (rid, res)
 }
 

@@ -17,7 +17,8 @@ use facelive_pipeline::{
 use serde::{Deserialize, Serialize};
 
 use super::{fraction_box, request_id, FractionBox, NATIVE, NATIVE_CHECK, NATIVE_GUIDANCE};
-use crate::admission::{admit, who, Purpose};
+use super::{Endpoint, Purpose};
+use crate::admission::admit;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
@@ -105,27 +106,19 @@ pub async fn check(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    respond(&state, &headers, req, Purpose::Verdict, render).await
+    respond(&state, &headers, req, &NATIVE_CHECK, render).await
 }
 
 async fn respond<T: Serialize>(
     state: &AppState,
     headers: &HeaderMap,
     req: Request,
-    purpose: Purpose,
+    endpoint: &Endpoint,
     shape: fn(Verdict, String) -> T,
 ) -> Response {
-    let rid = request_id(headers);
-    let label = match purpose {
-        Purpose::Verdict => NATIVE_CHECK.label,
-        Purpose::Guidance => NATIVE_GUIDANCE.label,
-    };
-    // Guidance decides nothing: it stays out of the audit trail.
-    let audited = (purpose == Purpose::Verdict).then(|| who(&NATIVE, headers));
-    match state
-        .handle(label, &rid, audited, run(state, req, purpose))
-        .await
-    {
+    let run = run(state, req, endpoint.purpose);
+    let (rid, res) = super::decide(state, &NATIVE, endpoint, headers, run).await;
+    match res {
         Ok(v) => Json(shape(v, rid)).into_response(),
         Err(e) => error_response(&e, rid),
     }
@@ -254,7 +247,7 @@ pub async fn quality(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    respond(&state, &headers, req, Purpose::Guidance, guidance).await
+    respond(&state, &headers, req, &NATIVE_GUIDANCE, guidance).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

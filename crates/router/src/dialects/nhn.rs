@@ -20,8 +20,9 @@ use facelive_pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::Purpose;
 use super::{fraction_box, fraction_point, FractionBox};
-use crate::admission::{admit, Purpose};
+use crate::admission::admit;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;

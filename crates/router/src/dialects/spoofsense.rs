@@ -19,8 +19,9 @@ use axum::Json;
 use facelive_pipeline::{CheckName, DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
+use super::Purpose;
 use super::{Endpoint, SPOOFSENSE, SPOOFSENSE_ANTISPOOFING, SPOOFSENSE_ROBUST};
-use crate::admission::{admit, Purpose};
+use crate::admission::admit;
 use crate::error::ApiError;
 use crate::input;
 use crate::AppState;
