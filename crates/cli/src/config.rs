@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 /// the file under the flags and environment once, at start; every method then reads the
 /// fields as they stand.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
+// A key of the file that is no setting is refused by name.
+#[serde(deny_unknown_fields)]
 pub struct PipelineArgs {
     /// Directory holding the model files (see `facelive models list`).
     #[arg(long, env = "FACELIVE_MODELS_DIR", global = true, default_value = DEFAULT_MODELS_DIR)]
@@ -102,29 +104,6 @@ impl From<Engine> for EngineKind {
     }
 }
 
-/// The TOML file's shape, to check it whole: every field is optional; missing ones keep
-/// their defaults.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read only to check the file's shape; figment takes the values.
-pub struct FileConfig {
-    pub models_dir: Option<PathBuf>,
-    pub max_pixels: Option<u64>,
-    pub max_side: Option<u32>,
-    pub detector_size: Option<usize>,
-    pub detect_mode: Option<DetectMode>,
-    pub backend: Option<Engine>,
-    pub judge_backend: Option<Engine>,
-    pub ort_library: Option<PathBuf>,
-    pub ort_threads: Option<usize>,
-    pub judges: Option<Vec<String>>,
-    pub pack: Option<PathBuf>,
-    pub thresholds: Option<Thresholds>,
-    pub quality: Option<QualityConfig>,
-    /// `[serve]`: checked field by field when layered over `facelive serve`'s settings.
-    pub serve: Option<toml::Table>,
-}
-
 pub const DEFAULT_CONFIG_FILE: &str = "facelive.toml";
 pub const DEFAULT_MODELS_DIR: &str = "models";
 
@@ -160,22 +139,20 @@ impl PipelineArgs {
         let Some((path, mut table)) = self.read_file()? else {
             return Ok(self);
         };
-        // Checked whole (unknown keys, types) before its parts are taken apart.
-        let _: FileConfig = table
-            .clone()
-            .try_into()
-            .with_context(|| format!("parsing config file {}", path.display()))?;
         let section = |t: &mut toml::Table, k: &str| t.remove(k);
         let sections = Sections {
             thresholds: section(&mut table, "thresholds")
                 .map(|v| v.try_into())
-                .transpose()?,
+                .transpose()
+                .with_context(|| format!("[thresholds] in {}", path.display()))?,
             quality: section(&mut table, "quality")
                 .map(|v| v.try_into())
-                .transpose()?,
+                .transpose()
+                .with_context(|| format!("[quality] in {}", path.display()))?,
             serve: section(&mut table, "serve")
                 .map(|v| v.try_into())
-                .transpose()?,
+                .transpose()
+                .with_context(|| format!("[serve] in {}", path.display()))?,
         };
         relative_to_file(&mut table, &path);
         let given = only_given(&self, matches)?;

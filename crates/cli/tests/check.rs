@@ -225,3 +225,27 @@ fn config_file_sets_models_dir_and_thresholds_and_flags_win() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The config file is refused whole when a key is not a setting, a value has the wrong
+/// type, or a section has an unknown key; the message names it.
+#[test]
+fn a_config_file_with_a_wrong_key_or_type_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("facelive.toml");
+    for (text, named) in [
+        ("max_sides = 1024\n", "max_sides"),
+        ("max_side = \"big\"\n", "max_side"),
+        ("[quality]\nmin_face_sides = 10\n", "min_face_sides"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_facelive"))
+            .env("FACELIVE_CONFIG", &cfg)
+            .env("FACELIVE_MODELS_DIR", models_dir())
+            .args(["check", &image(LIVE)])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(err.contains(named), "{text}: {err}");
+    }
+}
