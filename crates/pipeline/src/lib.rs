@@ -357,6 +357,9 @@ impl Pipeline {
         };
         let (sx, sy) = ing.scale();
         let work_box = judged.bbox.scaled(sx, sy);
+        // The judges crop at full resolution when the image kept it, as the reference does.
+        let (judged_image, (jx, jy)) = ing.for_judges();
+        let judge_box = judged.bbox.scaled(jx, jy);
         let context = quality::FaceContext {
             image: &ing.image,
             work_box,
@@ -374,7 +377,7 @@ impl Pipeline {
             return Ok(());
         }
         let t = Instant::now();
-        let scores = self.judge_faces(ing, opts, &work_box, v)?;
+        let scores = self.judge_faces(ing, opts, &judge_box, v)?;
         timings.judge_ms = ms(t);
         v.outcome = if scores.live_score >= v.threshold {
             Outcome::Live
@@ -383,7 +386,7 @@ impl Pipeline {
         };
         v.live_score = Some(scores.live_score);
         v.per_model = scores.per_model;
-        v.views = judge_views(&self.judges, &ing.image, &work_box, &opts.views)?;
+        v.views = judge_views(&self.judges, judged_image, &judge_box, &opts.views)?;
         Ok(())
     }
 
@@ -422,23 +425,23 @@ impl Pipeline {
         &self,
         ing: &ingest::Ingested,
         opts: &CheckOptions,
-        work_box: &BBox,
+        judge_box: &BBox,
         v: &mut Verdict,
     ) -> Result<JudgeScores, PipelineError> {
-        let scores = judge_all(&self.judges, self.head.as_ref(), &ing.image, work_box)?;
+        let (image, (jx, jy)) = ing.for_judges();
+        let scores = judge_all(&self.judges, self.head.as_ref(), image, judge_box)?;
         v.face_scores = vec![None; v.faces.len().max(1)];
         v.face_scores[0] = Some(scores.live_score);
         if !opts.judge_all_faces {
             return Ok(scores);
         }
-        let (sx, sy) = ing.scale();
         for (i, f) in v.faces.iter().enumerate().skip(1) {
             let unfit = face_checks(&self.cfg.quality, &f.bbox)
                 .iter()
                 .any(|c| c.blocks());
             if !unfit {
-                let b = f.bbox.scaled(sx, sy);
-                let s = judge_all(&self.judges, self.head.as_ref(), &ing.image, &b)?;
+                let b = f.bbox.scaled(jx, jy);
+                let s = judge_all(&self.judges, self.head.as_ref(), image, &b)?;
                 v.face_scores[i] = Some(s.live_score);
             }
         }

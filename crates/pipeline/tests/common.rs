@@ -82,6 +82,18 @@ pub fn judge_only_pipeline() -> &'static Pipeline {
     P.get_or_init(|| load(judge_only_config()))
 }
 
+/// [`judge_only_pipeline`] with a working size of 320 px, so that every dev photo is
+/// reduced before detection.
+#[allow(dead_code)]
+pub fn reduced_judge_only_pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut cfg = judge_only_config();
+        cfg.ingest.max_side = 320;
+        load(cfg)
+    })
+}
+
 #[allow(dead_code)]
 pub fn check(rel: &str) -> Result<Verdict, PipelineError> {
     pipeline().check(&facelive_testdata::read(rel), &CheckOptions::default())

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bbox, check, check_with};
+use common::{bbox, check, check_with, judge_only_pipeline, reduced_judge_only_pipeline};
 use facelive_pipeline::ingest::Format;
 use facelive_pipeline::{CheckOptions, Outcome, Verdict};
 use facelive_testdata::{manifest, reference_scores};
@@ -119,6 +119,36 @@ fn exif_rotated_faces_are_found_upright_where_the_reference_found_them() {
     .unwrap();
     assert!(!raw.image.orientation_applied);
     assert_eq!((raw.image.width, raw.image.height), (800, 600));
+}
+
+#[test]
+fn photos_reduced_for_detection_are_judged_on_their_upright_full_resolution_pixels() {
+    // At a 320-px working size these 600x800 photos are reduced; the judges still crop from
+    // the full-resolution pixels, turned upright like the working image, so the scores are
+    // the unreduced ones.
+    for f in [
+        "edge/exif3_face.jpg",
+        "edge/exif6_face.jpg",
+        "edge/exif8_face.jpg",
+        "edge/rgba.png",
+    ] {
+        let opts = CheckOptions {
+            face_box: Some(bbox(reference_box(f))),
+            ..Default::default()
+        };
+        let bytes = facelive_testdata::read(f);
+        let whole = judge_only_pipeline().check(&bytes, &opts).unwrap();
+        let reduced = reduced_judge_only_pipeline().check(&bytes, &opts).unwrap();
+        assert_eq!(
+            reduced
+                .image
+                .working_width
+                .max(reduced.image.working_height),
+            320
+        );
+        let d = (judged(&whole) - judged(&reduced)).abs();
+        assert!(d < 1e-5, "{f}: {} vs {}", judged(&whole), judged(&reduced));
+    }
 }
 
 #[test]

@@ -52,11 +52,12 @@ fn end_to_end_decisions_agree_and_errors_are_no_worse_ort() {
     end_to_end_decisions_agree_and_errors_are_no_worse(ort_pipeline());
 }
 
-/// (a) Given the reference box, the judge step alone agrees to 0.02 on >= 98% of images.
-/// This pins the crop, the resize filter, the colour order and the normalisation. Where the
-/// models see the full-size image (all but the photos over the 2048-px working size), the
-/// pixels are the reference's, JPEG being decoded by libjpeg-turbo as OpenCV does: every
-/// such score is within 0.005 (0.003 at most measured; 0.025 with the earlier decoder).
+/// (a) Given the reference box, the judge step alone gives the reference's score on every
+/// image, within 0.005 (1.3e-5 at most measured). This pins the crop, the resize filter, the
+/// colour order and the normalisation: the models see the reference's pixels, JPEG being
+/// decoded by libjpeg-turbo as OpenCV does, and the photos reduced to the 2048-px working
+/// size are cropped from their full-resolution pixels, as the reference crops them (before
+/// that, 3 of the 6 reduced photos moved by more than 0.02).
 fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
     let set = agreement_set();
     assert!(
@@ -64,9 +65,8 @@ fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
         "agreement set unexpectedly small: {}",
         set.len()
     );
-    let mut close = 0;
     let mut worst: Vec<(f32, String)> = Vec::new();
-    let mut worst_full_size = (0f32, String::new());
+    let mut reduced = 0;
     for r in &set {
         let opts = CheckOptions {
             face_box: Some(bbox(r.bbox().unwrap())),
@@ -77,30 +77,19 @@ fn judge_step_matches_reference_scores_given_reference_boxes(p: &Pipeline) {
         let score = v
             .live_score
             .unwrap_or_else(|| panic!("{} not judged: {:?}", r.file, v.retry_reason));
-        let d = (score - r.live_score.unwrap()).abs();
-        if d <= 0.02 {
-            close += 1;
+        if (v.image.working_width, v.image.working_height) != (v.image.width, v.image.height) {
+            reduced += 1;
         }
-        let full_size =
-            (v.image.working_width, v.image.working_height) == (v.image.width, v.image.height);
-        if full_size && d > worst_full_size.0 {
-            worst_full_size = (d, r.file.clone());
-        }
-        worst.push((d, r.file.clone()));
+        worst.push(((score - r.live_score.unwrap()).abs(), r.file.clone()));
     }
     worst.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let share = close as f64 / set.len() as f64;
     eprintln!(
-        "judge agreement: {close}/{} = {share:.3}; worst: {:?}",
+        "judge agreement over {} images ({reduced} reduced); worst: {:?}",
         set.len(),
         &worst[..5]
     );
-    assert!(
-        share >= 0.98,
-        "only {share:.3} of scores within 0.02; worst {:?}",
-        &worst[..8]
-    );
-    assert!(worst_full_size.0 <= 0.005, "full size: {worst_full_size:?}");
+    assert!(reduced >= 6, "the set's reduced photos: {reduced}");
+    assert!(worst[0].0 <= 0.005, "worst {:?}", &worst[..8]);
 }
 
 /// (b) The detector's chosen box has IoU >= 0.8 with the reference box on >= 95% of images.

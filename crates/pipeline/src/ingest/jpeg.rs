@@ -54,13 +54,7 @@ fn decode_pixels(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, Pipeline
     if stored == ColorSpace::JCS_GRAYSCALE {
         return Err(grayscale_refusal());
     }
-    // The smallest 1/8, 1/4 or 1/2 IDCT scale that still covers the working size.
-    let (tw, th) = fit_within(w, h, opts.max_side);
-    let eighths = [1u8, 2, 4]
-        .into_iter()
-        .find(|&n| w * n as u32 >= tw * 8 && h * n as u32 >= th * 8)
-        .unwrap_or(8);
-    dec.scale(eighths);
+    dec.scale(idct_eighths(w, h, opts));
     let orientation = dec
         .markers()
         .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
@@ -93,6 +87,19 @@ fn decode_pixels(bytes: &[u8], opts: &IngestOptions) -> Result<Decoded, Pipeline
         height: h,
         orientation,
     })
+}
+
+/// The IDCT scale, in eighths: full size for images whose full-resolution pixels the
+/// judges keep, else the smallest 1/8, 1/4 or 1/2 that still covers the working size.
+fn idct_eighths(w: u32, h: u32, opts: &IngestOptions) -> u8 {
+    if w as u64 * h as u64 <= opts.full_resolution_pixels {
+        return 8;
+    }
+    let (tw, th) = fit_within(w, h, opts.max_side);
+    [1u8, 2, 4]
+        .into_iter()
+        .find(|&n| w * n as u32 >= tw * 8 && h * n as u32 >= th * 8)
+        .unwrap_or(8)
 }
 
 /// Runs libjpeg work, turning the unwind its error handlers start into a refusal. Any other

@@ -33,6 +33,12 @@ pub struct IngestOptions {
     pub auto_rotate: bool,
     /// Formats accepted; others are refused before decoding.
     pub formats: Formats,
+    /// Images of at most this many pixels are decoded at full resolution even when they
+    /// are reduced to `max_side`, and the full-resolution pixels are kept for the judges:
+    /// their 80x80 crops then come from the pixels the reference pipeline crops from, not
+    /// from the reduced image (3 B a pixel, held under the server's decode budget). Larger
+    /// JPEGs are decoded straight to a reduced size and judged on it.
+    pub full_resolution_pixels: u64,
 }
 
 impl Default for IngestOptions {
@@ -42,6 +48,8 @@ impl Default for IngestOptions {
             max_side: 2048,
             auto_rotate: true,
             formats: Formats::ALL,
+            // 4096 x 4096: every 12-Mpx phone photo (4032 x 3024).
+            full_resolution_pixels: 4096 * 4096,
         }
     }
 }
@@ -67,6 +75,9 @@ pub struct ImageInfo {
 pub struct Ingested {
     pub image: RgbImage,
     pub info: ImageInfo,
+    /// The upright image at full resolution, kept when `image` was reduced from it (see
+    /// [`IngestOptions::full_resolution_pixels`]).
+    pub full: Option<RgbImage>,
 }
 
 impl Ingested {
@@ -76,6 +87,15 @@ impl Ingested {
             self.info.working_width as f32 / self.info.width as f32,
             self.info.working_height as f32 / self.info.height as f32,
         )
+    }
+
+    /// The image the judges crop from (full resolution when it was kept) and its pixels per
+    /// original pixel.
+    pub fn for_judges(&self) -> (&RgbImage, (f32, f32)) {
+        match &self.full {
+            Some(full) => (full, (1.0, 1.0)),
+            None => (&self.image, self.scale()),
+        }
     }
 }
 
@@ -101,15 +121,21 @@ pub fn ingest(bytes: &[u8], opts: &IngestOptions) -> Result<Ingested, PipelineEr
     };
     let (w, h) = (decoded.width, decoded.height);
     let mut image = decoded.image;
+    let mut full = None;
     let (tw, th) = fit_within(w, h, opts.max_side);
     if image.width > tw || image.height > th {
-        image = crate::imageops::downscale(&image, tw, th);
+        let working = crate::imageops::downscale(&image, tw, th);
+        if (image.width, image.height) == (w, h) {
+            full = Some(image);
+        }
+        image = working;
     }
     let orientation = decoded.orientation;
     let applied = opts.auto_rotate && orientation > 1;
     let (mut ow, mut oh) = (w, h);
     if applied {
         image = orient::apply(image, orientation);
+        full = full.map(|f| orient::apply(f, orientation));
         if orientation >= 5 {
             (ow, oh) = (h, w);
         }
@@ -123,7 +149,7 @@ pub fn ingest(bytes: &[u8], opts: &IngestOptions) -> Result<Ingested, PipelineEr
         working_width: image.width,
         working_height: image.height,
     };
-    Ok(Ingested { image, info })
+    Ok(Ingested { image, info, full })
 }
 
 /// Pixels the image's header declares (width x height), read without decoding: what a
