@@ -37,9 +37,9 @@ pub struct PipelineArgs {
     /// Largest side the face detector sees (a multiple of 32).
     #[arg(long, env = "FACELIVE_DETECTOR_SIZE", global = true, default_value_t = PipelineConfig::new("").detector_size)]
     pub detector_size: usize,
-    /// How the detector looks at an image: `full` (the whole image at the detector size) or
-    /// `two-pass` (a quarter-size pass finds the face, a full-resolution pass around it
-    /// gives the box).
+    /// How the detector looks at an image: `two-pass` (a third-size pass finds the faces,
+    /// a full-resolution pass around each gives its box; faster) or `full` (the whole image
+    /// at the detector size, as the reference pipeline does).
     #[arg(long, env = "FACELIVE_DETECT_MODE", global = true, default_value_t = DetectMode::default())]
     pub detect_mode: DetectMode,
     /// Engine for the face detector: `tract` (pure Rust, built in) or `ort` (ONNX Runtime,

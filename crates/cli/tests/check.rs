@@ -76,10 +76,12 @@ fn json_lines_come_in_input_order_with_the_documented_fields() {
         .into_iter()
         .find(|r| r.file == LIVE)
         .unwrap();
+    // In original pixels, where the reference found the face: two-pass detection (the
+    // default) puts this 154-px face's edges within 6 px of the reference's (5 measured).
     for (k, want) in [("x", r.x), ("y", r.y), ("width", r.w), ("height", r.h)] {
         let got = b[k].as_f64().unwrap() as f32;
         assert!(
-            (got - want.unwrap()).abs() < 3.0,
+            (got - want.unwrap()).abs() < 6.0,
             "{k}: {got} vs reference {want:?}"
         );
     }

@@ -18,13 +18,13 @@ fn load_on(cfg: PipelineConfig, engine: Arc<dyn Backend>) -> Pipeline {
         .expect("the default pack loads from the models directory")
 }
 
-/// The two-pass detector (`DetectMode::TwoPass`), on tract.
+/// The full-pass detector (`DetectMode::Full`, the reference's way), on tract.
 #[allow(dead_code)]
-pub fn two_pass_pipeline() -> &'static Pipeline {
+pub fn full_detect_pipeline() -> &'static Pipeline {
     static P: OnceLock<Pipeline> = OnceLock::new();
     P.get_or_init(|| {
         let mut cfg = PipelineConfig::new(facelive_testdata::models_dir());
-        cfg.detect_mode = DetectMode::TwoPass;
+        cfg.detect_mode = DetectMode::Full;
         load(cfg)
     })
 }

@@ -120,8 +120,8 @@ fn face_png(face: &facelive_pipeline::image::RgbImage, w: u32, h: u32) -> Vec<u8
 #[test]
 fn no_request_builds_a_plan() {
     let runs = [
-        (facelive_backends::default_backend(), DetectMode::Full),
-        (common::ort_engine(), DetectMode::TwoPass),
+        (facelive_backends::default_backend(), DetectMode::TwoPass),
+        (common::ort_engine(), DetectMode::Full),
     ];
     for (engine, mode) in runs {
         let counting = Arc::new(Counting {

@@ -1,13 +1,14 @@
 //! Agreement with the Python reference pipeline (../shared/bench/refpeer.py) on the live and
 //! spoof dev images it scored: same models and recipe, so the live scores must agree where
-//! the input is sound. Each check runs on both engines (tract and ONNX Runtime), and the
-//! detector's checks with the two-pass detector too, with the same bounds.
+//! the input is sound. Each check runs on both engines (tract and ONNX Runtime) in the
+//! default (two-pass) detect mode, and the detector's checks with the full pass too (the
+//! reference's way), with the same bounds.
 
 mod common;
 
 use common::{
-    at_threshold, bbox, judge_only_pipeline, ort_judge_only_pipeline, ort_pipeline, pipeline,
-    two_pass_pipeline,
+    at_threshold, bbox, full_detect_pipeline, judge_only_pipeline, ort_judge_only_pipeline,
+    ort_pipeline, pipeline,
 };
 use facelive_pipeline::{CheckOptions, DecisionRule, Outcome, Pipeline};
 use facelive_testdata::{agreement_set, read};
@@ -33,13 +34,13 @@ fn detector_boxes_match_reference_boxes_ort() {
 }
 
 #[test]
-fn detector_boxes_match_reference_boxes_two_pass() {
-    detector_boxes_match_reference_boxes(two_pass_pipeline());
+fn detector_boxes_match_reference_boxes_full_pass() {
+    detector_boxes_match_reference_boxes(full_detect_pipeline());
 }
 
 #[test]
-fn end_to_end_decisions_agree_and_errors_are_no_worse_two_pass() {
-    end_to_end_decisions_agree_and_errors_are_no_worse(two_pass_pipeline());
+fn end_to_end_decisions_agree_and_errors_are_no_worse_full_pass() {
+    end_to_end_decisions_agree_and_errors_are_no_worse(full_detect_pipeline());
 }
 
 #[test]

@@ -20,6 +20,15 @@ use crate::PipelineError;
 /// Context around the face the fine pass sees, in face sizes.
 const REGION_MARGIN: f32 = 1.25;
 
+/// The coarse pass sees the image at this fraction of the detector's resolution: a third
+/// finds faces down to about 30 px there (`edge/two_faces.jpg`'s second face is 39 px; a
+/// quarter missed it), for a ninth of the full pass's cost.
+const COARSE_DIVISOR: usize = 3;
+
+/// The coarse pass's score floor for a candidate the fine pass looks at again (the fine
+/// pass decides at the detector's own threshold).
+const COARSE_THRESHOLD: f32 = 0.3;
+
 pub struct YuNet {
     /// One plan per canvas, smallest first, all built at load: no request builds a plan.
     plans: Vec<CanvasPlan>,
@@ -139,7 +148,7 @@ impl Detector for YuNet {
             None => {
                 let plan = self.plan_for(small.width as usize, small.height as usize);
                 let tensor = to_planar(&small, plan.canvas.height, plan.canvas.width, &self.input);
-                self.pass(plan, tensor, (0.0, 0.0))?
+                self.pass(plan, tensor, (0.0, 0.0), self.det.score_threshold)?
             }
         };
         let mut faces = scaled(faces, 1.0 / s.scale);
@@ -170,35 +179,35 @@ impl YuNet {
         plan: &CanvasPlan,
         tensor: Vec<f32>,
         origin: (f32, f32),
+        threshold: f32,
     ) -> Result<Vec<Face>, PipelineError> {
         let shape = vec![1, 3, plan.canvas.height, plan.canvas.width];
         let outputs = plan.model.run(Tensor::new(shape, tensor)?)?;
         let mut faces = Vec::new();
         for h in &plan.heads {
-            decode_stride(
-                &outputs,
-                h,
-                plan.canvas,
-                origin,
-                self.det.score_threshold,
-                &mut faces,
-            )?;
+            decode_stride(&outputs, h, plan.canvas, origin, threshold, &mut faces)?;
         }
         Ok(nms(faces, self.det.nms_iou))
     }
 
-    /// Finds the face on a quarter-size canvas, then detects again on a region around it at
-    /// the full pass's resolution, aligned to the coarsest stride so its cells are the full
-    /// pass's cells. `img` is the image at the detector's resolution; faces come back in its
-    /// pixels. `None` when that would not be cheaper (small image, large face, no face
-    /// found): the caller then runs the full pass. Faces below about 40 px (at the
-    /// detector's resolution) other than the judged one can be missed by the coarse pass.
+    /// Finds the faces on a third-size canvas, then detects again at the full pass's
+    /// resolution on a region around each, aligned to the coarsest stride so its cells are
+    /// the full pass's cells. `img` is the image at the detector's resolution; faces come
+    /// back in its pixels. `None` when that would not be cheaper (small image, large face,
+    /// many candidates) or no face was found: the caller then runs the full pass.
+    ///
+    /// The coarse pass only proposes: it keeps candidates down to [`COARSE_THRESHOLD`], so
+    /// faces that score under the detector's threshold at a third of its resolution are
+    /// still looked at, and the fine passes decide at the detector's own threshold. Faces
+    /// under about 30 px at the detector's resolution can be missed (the full pass finds
+    /// them down to about 10 px); the judged face is far larger.
     fn two_pass(&self, img: &RgbImage) -> Result<Option<Vec<Face>>, PipelineError> {
-        let area = |c: Canvas| c.height * c.width;
         let full = self.plan_for(img.width as usize, img.height as usize);
-        let c = shrink(img, self.max_side / 4);
+        let c = shrink(img, self.max_side / COARSE_DIVISOR);
         let cplan = self.plan_for(c.width as usize, c.height as usize);
-        if 4 * area(cplan.canvas) > area(full.canvas) {
+        let budget = full.canvas.area();
+        // A coarse pass costing half the full one leaves too little for the fine passes.
+        if 2 * cplan.canvas.area() > budget {
             return Ok(None);
         }
         let tensor = to_planar(
@@ -207,23 +216,59 @@ impl YuNet {
             cplan.canvas.width,
             &self.input,
         );
-        let coarse = scaled(self.pass(cplan, tensor, (0.0, 0.0))?, 1.0 / c.scale);
-        let Some(big) = coarse
-            .iter()
-            .map(|f| f.bbox)
-            .max_by(|a, b| a.area().total_cmp(&b.area()))
+        let mut candidates = self.pass(cplan, tensor, (0.0, 0.0), COARSE_THRESHOLD)?;
+        candidates = scaled(candidates, 1.0 / c.scale);
+        sort_largest_first(&mut candidates);
+        let Some(regions) = self.fine_regions(&candidates, img, budget - cplan.canvas.area())
         else {
             return Ok(None);
         };
-        let region = region_around(&big, img.width, img.height, self.align);
-        let Some(plan) = self
-            .plans
-            .iter()
-            .find(|p| p.canvas.holds(region.width, region.height))
-            .filter(|p| area(p.canvas) + area(cplan.canvas) < area(full.canvas))
-        else {
+        let mut faces = Vec::new();
+        for (region, plan) in regions {
+            faces.extend(self.fine_pass(img, region, plan)?);
+        }
+        if faces.is_empty() {
             return Ok(None);
-        };
+        }
+        Ok(Some(nms(faces, self.det.nms_iou)))
+    }
+
+    /// One region and canvas per candidate (largest first) whose centre no earlier region
+    /// holds; `None` when there is no candidate or the canvases would cost `budget` or more.
+    fn fine_regions(
+        &self,
+        candidates: &[Face],
+        img: &RgbImage,
+        budget: usize,
+    ) -> Option<Vec<(Region, &CanvasPlan)>> {
+        let mut regions: Vec<(Region, &CanvasPlan)> = Vec::new();
+        let mut cost = 0;
+        for face in candidates {
+            if regions.iter().any(|(r, _)| holds_centre(r, &face.bbox)) {
+                continue;
+            }
+            let region = region_around(&face.bbox, img.width, img.height, self.align);
+            let plan = self
+                .plans
+                .iter()
+                .find(|p| p.canvas.holds(region.width, region.height))?;
+            cost += plan.canvas.area();
+            if cost >= budget {
+                return None;
+            }
+            regions.push((region, plan));
+        }
+        (!regions.is_empty()).then_some(regions)
+    }
+
+    /// The faces the full-resolution pass finds centred inside `region` (one centred
+    /// outside belongs to a neighbouring region or is cut by this one's edge).
+    fn fine_pass(
+        &self,
+        img: &RgbImage,
+        region: Region,
+        plan: &CanvasPlan,
+    ) -> Result<Vec<Face>, PipelineError> {
         let tensor = region_to_planar(
             img,
             region,
@@ -232,30 +277,23 @@ impl YuNet {
             &self.input,
         );
         let origin = (region.x as f32, region.y as f32);
-        let inside = |b: &BBox| {
-            let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
-            let (x0, y0) = origin;
-            cx >= x0 && cy >= y0 && cx < x0 + region.width as f32 && cy < y0 + region.height as f32
-        };
-        let fine: Vec<Face> = self
-            .pass(plan, tensor, origin)?
+        let faces = self.pass(plan, tensor, origin, self.det.score_threshold)?;
+        Ok(faces
             .into_iter()
-            .filter(|face| inside(&face.bbox))
-            .collect();
-        if fine.is_empty() {
-            return Ok(None);
-        }
-        // Other faces, outside the region, keep their coarse boxes (they are counted, and
-        // judged only on request).
-        let mut faces = fine;
-        faces.extend(coarse.into_iter().filter(|face| !inside(&face.bbox)));
-        Ok(Some(faces))
+            .filter(|face| holds_centre(&region, &face.bbox))
+            .collect())
     }
 }
 
-/// The region of the shrunk image the fine pass sees: the face box enlarged
-/// [`REGION_MARGIN`] times around its centre, its top left snapped down to a multiple of
-/// `align`, clipped to the image.
+fn holds_centre(r: &Region, b: &BBox) -> bool {
+    let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
+    let (x0, y0) = (r.x as f32, r.y as f32);
+    cx >= x0 && cy >= y0 && cx < x0 + r.width as f32 && cy < y0 + r.height as f32
+}
+
+/// The region the fine pass sees around a face: the face box enlarged [`REGION_MARGIN`]
+/// times around its centre, its top left snapped down to a multiple of `align`, clipped to
+/// the image.
 fn region_around(face: &BBox, width: u32, height: u32, align: usize) -> Region {
     let side = face.width.max(face.height) * REGION_MARGIN;
     let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);

@@ -20,6 +20,11 @@ impl Canvas {
     pub fn holds(&self, w: usize, h: usize) -> bool {
         w <= self.width && h <= self.height
     }
+
+    /// Pixels, which a detector run's cost follows.
+    pub fn area(&self) -> usize {
+        self.height * self.width
+    }
 }
 
 /// The canvases for a detector size, smallest first: a square at every multiple of the
