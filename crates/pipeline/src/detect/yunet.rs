@@ -22,7 +22,8 @@ const REGION_MARGIN: f32 = 1.25;
 
 /// The coarse pass sees the image at this fraction of the detector's resolution: a third
 /// finds faces down to about 30 px there (`edge/two_faces.jpg`'s second face is 39 px; a
-/// quarter missed it), for a ninth of the full pass's cost.
+/// quarter missed it), on a canvas of about a sixth of the full pass's pixels for a 4:3
+/// frame (224 x 224 against 640 x 480).
 const COARSE_DIVISOR: usize = 3;
 
 /// The coarse pass's score floor for a candidate the fine pass looks at again (the fine
