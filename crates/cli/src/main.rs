@@ -26,6 +26,19 @@ use crate::config::PipelineArgs;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Transparent huge pages off for this process. mimalloc asks for them on its arenas; each
+/// page it later frees and touches again then comes back as a fresh 2 MB page the kernel
+/// zeroes whole, which cost 1.1-1.5 s of kernel time in a 4-pass `facelive bench` of the
+/// dev set (0.2-0.3 s without) and 200-300 ms on the first large photo
+/// (docs/BENCHMARKS.md). The same as MIMALLOC_ALLOW_THP=0, which must be set before start.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process; no memory is touched.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "facelive",
@@ -78,6 +91,7 @@ fn cpu_supported() -> Result<(), &'static str> {
 }
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     if let Err(e) = cpu_supported() {
         eprintln!("facelive: {e}");
         return ExitCode::from(1);

@@ -265,3 +265,17 @@ fn sigterm_drains_then_exits_cleanly() {
     let status = server.0.wait().unwrap();
     assert!(status.success(), "exit after the drain: {status}");
 }
+
+/// Transparent huge pages cost the service whole 2 MB pages zeroed again after every free
+/// (docs/BENCHMARKS.md): the running server has them off, whatever the host's setting.
+#[test]
+fn the_server_runs_with_transparent_huge_pages_off() {
+    let (server, _port, _log) = logged_server(&[("FACELIVE_API_KEY", "k")]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    assert_eq!(
+        line.map(|l| l.split_whitespace().nth(1)),
+        Some(Some("0")),
+        "{line:?}"
+    );
+}
