@@ -28,9 +28,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Transparent huge pages off for this process. mimalloc asks for them on its arenas; each
 /// page it later frees and touches again then comes back as a fresh 2 MB page the kernel
-/// zeroes whole, which cost 1.1-1.5 s of kernel time in a 4-pass `facelive bench` of the
-/// dev set (0.2-0.3 s without) and 200-300 ms on the first large photo
-/// (docs/BENCHMARKS.md). The same as MIMALLOC_ALLOW_THP=0, which must be set before start.
+/// zeroes whole: 0.9-1.2 s of kernel time in a 3-pass `facelive bench` of the dev set
+/// (0.3 s without), and the first large photo took 290-405 ms instead of about 120
+/// (docs/BENCHMARKS.md). What MIMALLOC_ALLOW_THP=0 does, which only works if set before
+/// the process starts.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process; no memory is touched.
