@@ -53,33 +53,80 @@ pub fn area_downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (sw, sh) = (img.width as usize, img.height as usize);
     let (dw, dh) = (width as usize, height as usize);
     // Horizontal pass into f32 rows, then vertical (OpenCV's order). Each sum adds its
-    // taps in order from zero, as the definition does; the loops only run over runs of
-    // adjacent pixels so that the vertical pass vectorises.
-    let xt = runs(area_weights(sw, dw));
-    let mut rows = Vec::with_capacity(sh * dw * 3);
-    for src in img.data.chunks_exact(sw * 3) {
-        for (first, weights) in &xt {
+    // taps in order from zero, as the definition does.
+    let rows = horizontal_area_pass(&img.data, sw, &runs(area_weights(sw, dw)));
+    let mut out = vec![0u8; dh * dw * 3];
+    let mut acc = vec![0f32; dw * 3];
+    let ys = runs(area_weights(sh, dh));
+    for ((first, weights), line) in ys.iter().zip(out.chunks_exact_mut(dw * 3)) {
+        acc.fill(0.0);
+        for (row, &w) in rows[first * dw * 3..].chunks_exact(dw * 3).zip(weights) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v * w;
+            }
+        }
+        for (o, v) in line.iter_mut().zip(&acc) {
+            *o = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    RgbImage::new(width, height, out)
+}
+
+/// Rows of source values per block in [`horizontal_area_pass`]: one per vector lane.
+const LANES: usize = 8;
+
+/// Every row of `data` (RGB, `sw` pixels a row) shrunk horizontally by the taps `xt`, as f32
+/// rows of `xt.len()` pixels. Rows go [`LANES`] at a time with one row per vector lane: all
+/// lanes then share each tap's weight, and each tap is one vector multiply-add (one pixel's
+/// taps in a row are too few and too irregular to vectorise). The rows left over go one
+/// at a time, with the same arithmetic.
+fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec<f32> {
+    let (row_len, out_len) = (sw * 3, xt.len() * 3);
+    let sh = data.len() / row_len;
+    let mut rows = vec![0f32; sh * out_len];
+    // The block's rows column by column: `cols[k][r]` is row r's value k.
+    let mut cols = vec![[0f32; LANES]; row_len];
+    let mut acc = vec![[0f32; LANES]; out_len];
+    let blocks = data
+        .chunks_exact(LANES * row_len)
+        .zip(rows.chunks_exact_mut(LANES * out_len));
+    for (src, dst) in blocks {
+        let src: [&[u8]; LANES] = std::array::from_fn(|r| &src[r * row_len..][..row_len]);
+        for (k, col) in cols.iter_mut().enumerate() {
+            *col = std::array::from_fn(|r| src[r][k] as f32);
+        }
+        for ((first, weights), out) in xt.iter().zip(acc.chunks_exact_mut(3)) {
+            for (c, sum) in out.iter_mut().enumerate() {
+                let mut s = [0f32; LANES];
+                for (t, &w) in weights.iter().enumerate() {
+                    let v = &cols[(first + t) * 3 + c];
+                    for r in 0..LANES {
+                        s[r] += v[r] * w;
+                    }
+                }
+                *sum = s;
+            }
+        }
+        for (r, row) in dst.chunks_exact_mut(out_len).enumerate() {
+            for (d, a) in row.iter_mut().zip(&acc) {
+                *d = a[r];
+            }
+        }
+    }
+    let done = sh / LANES * LANES;
+    let rest = data[done * row_len..].chunks_exact(row_len);
+    for (src, dst) in rest.zip(rows[done * out_len..].chunks_exact_mut(out_len)) {
+        for ((first, weights), out) in xt.iter().zip(dst.chunks_exact_mut(3)) {
             let mut acc = [0f32; 3];
             for (px, &w) in src[first * 3..].chunks_exact(3).zip(weights) {
                 for c in 0..3 {
                     acc[c] += px[c] as f32 * w;
                 }
             }
-            rows.extend_from_slice(&acc);
+            out.copy_from_slice(&acc);
         }
     }
-    let mut out = Vec::with_capacity(dh * dw * 3);
-    let mut acc = vec![0f32; dw * 3];
-    for (first, weights) in runs(area_weights(sh, dh)) {
-        acc.fill(0.0);
-        for (row, &w) in rows[first * dw * 3..].chunks_exact(dw * 3).zip(&weights) {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v * w;
-            }
-        }
-        out.extend(acc.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
-    }
-    RgbImage::new(width, height, out)
+    rows
 }
 
 /// Each output's taps as the first source index and the weights of the adjacent run that
