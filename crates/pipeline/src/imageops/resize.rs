@@ -83,14 +83,12 @@ const LANES: usize = 8;
 fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec<f32> {
     let (row_len, out_len) = (sw * 3, xt.len() * 3);
     let sh = data.len() / row_len;
-    let mut rows = vec![0f32; sh * out_len];
+    // Filled block by block (not zeroed whole first: a frame's rows are over a megabyte).
+    let mut rows = Vec::with_capacity(sh * out_len);
     // The block's rows column by column: `cols[k][r]` is row r's value k.
     let mut cols = vec![[0f32; LANES]; row_len];
     let mut acc = vec![[0f32; LANES]; out_len];
-    let blocks = data
-        .chunks_exact(LANES * row_len)
-        .zip(rows.chunks_exact_mut(LANES * out_len));
-    for (src, dst) in blocks {
+    for src in data.chunks_exact(LANES * row_len) {
         let src: [&[u8]; LANES] = std::array::from_fn(|r| &src[r * row_len..][..row_len]);
         for (k, col) in cols.iter_mut().enumerate() {
             *col = std::array::from_fn(|r| src[r][k] as f32);
@@ -107,23 +105,20 @@ fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec
                 *sum = s;
             }
         }
-        for (r, row) in dst.chunks_exact_mut(out_len).enumerate() {
-            for (d, a) in row.iter_mut().zip(&acc) {
-                *d = a[r];
-            }
+        for r in 0..LANES {
+            rows.extend(acc.iter().map(|a| a[r]));
         }
     }
     let done = sh / LANES * LANES;
-    let rest = data[done * row_len..].chunks_exact(row_len);
-    for (src, dst) in rest.zip(rows[done * out_len..].chunks_exact_mut(out_len)) {
-        for ((first, weights), out) in xt.iter().zip(dst.chunks_exact_mut(3)) {
+    for src in data[done * row_len..].chunks_exact(row_len) {
+        for (first, weights) in xt {
             let mut acc = [0f32; 3];
             for (px, &w) in src[first * 3..].chunks_exact(3).zip(weights) {
                 for c in 0..3 {
                     acc[c] += px[c] as f32 * w;
                 }
             }
-            out.copy_from_slice(&acc);
+            rows.extend_from_slice(&acc);
         }
     }
     rows
