@@ -53,10 +53,19 @@ pub fn region_to_planar(
     for y in 0..h {
         let start = ((region.y + y) * iw + region.x) * 3;
         let row = &img.data[start..start + w * 3];
-        for (x, px) in row.chunks_exact(3).enumerate() {
-            for (c, &src_c) in order.iter().enumerate() {
-                let i = c * channel_stride + (y * width + x) * pixel_stride;
-                t[i] = (px[src_c] as f32 * input.scale - input.mean[c]) * inv_std[c];
+        for (c, &src_c) in order.iter().enumerate() {
+            let (scale, mean, inv_std) = (input.scale, input.mean[c], inv_std[c]);
+            let value = |px: &[u8]| (px[src_c] as f32 * scale - mean) * inv_std;
+            if matches!(input.layout, Layout::NCHW) {
+                // Planar: the channel's row is one contiguous run, which vectorises.
+                let dst = &mut t[c * plane + y * width..][..w];
+                for (d, px) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                    *d = value(px);
+                }
+            } else {
+                for (x, px) in row.chunks_exact(3).enumerate() {
+                    t[c * channel_stride + (y * width + x) * pixel_stride] = value(px);
+                }
             }
         }
     }
