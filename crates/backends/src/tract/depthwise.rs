@@ -325,9 +325,12 @@ impl PlaneDepthwise {
             match sx {
                 2 => {
                     let (even, odd) = block.split_at_mut(ph * pw);
-                    let (even, odd) = (&mut even[r * pw..][..pw], &mut odd[r * pw..][..pw]);
-                    for (i, (e, o)) in even.iter_mut().zip(odd).enumerate() {
-                        (*e, *o) = (row[2 * i], row[2 * i + 1]);
+                    let pairs = row.chunks_exact(2);
+                    let dst = even[r * pw..][..pw]
+                        .iter_mut()
+                        .zip(&mut odd[r * pw..][..pw]);
+                    for ((e, o), pair) in dst.zip(pairs) {
+                        (*e, *o) = (pair[0], pair[1]);
                     }
                 }
                 _ => {

@@ -78,18 +78,22 @@ const LANES: usize = 8;
 /// Every row of `data` (RGB, `sw` pixels a row) shrunk horizontally by the taps `xt`, as f32
 /// rows of `xt.len()` pixels. Rows go [`LANES`] at a time with one row per vector lane: all
 /// lanes then share each tap's weight, and each tap is one vector multiply-add (one pixel's
-/// taps in a row are too few and too irregular to vectorise). The rows left over go one
-/// at a time, with the same arithmetic.
+/// taps in a row are too few and too irregular to vectorise). A last, short block fills its
+/// missing lanes with a zero row and drops their results.
 fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec<f32> {
     let (row_len, out_len) = (sw * 3, xt.len() * 3);
-    let sh = data.len() / row_len;
     // Filled block by block (not zeroed whole first: a frame's rows are over a megabyte).
-    let mut rows = Vec::with_capacity(sh * out_len);
+    let mut rows = Vec::with_capacity(data.len() / row_len * out_len);
+    let zero_row = vec![0u8; row_len];
     // The block's rows column by column: `cols[k][r]` is row r's value k.
     let mut cols = vec![[0f32; LANES]; row_len];
     let mut acc = vec![[0f32; LANES]; out_len];
-    for src in data.chunks_exact(LANES * row_len) {
-        let src: [&[u8]; LANES] = std::array::from_fn(|r| &src[r * row_len..][..row_len]);
+    for block in data.chunks(LANES * row_len) {
+        let n = block.len() / row_len;
+        let src: [&[u8]; LANES] = std::array::from_fn(|r| match r < n {
+            true => &block[r * row_len..][..row_len],
+            false => &zero_row,
+        });
         for (k, col) in cols.iter_mut().enumerate() {
             *col = std::array::from_fn(|r| src[r][k] as f32);
         }
@@ -105,20 +109,8 @@ fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec
                 *sum = s;
             }
         }
-        for r in 0..LANES {
+        for r in 0..n {
             rows.extend(acc.iter().map(|a| a[r]));
-        }
-    }
-    let done = sh / LANES * LANES;
-    for src in data[done * row_len..].chunks_exact(row_len) {
-        for (first, weights) in xt {
-            let mut acc = [0f32; 3];
-            for (px, &w) in src[first * 3..].chunks_exact(3).zip(weights) {
-                for c in 0..3 {
-                    acc[c] += px[c] as f32 * w;
-                }
-            }
-            rows.extend_from_slice(&acc);
         }
     }
     rows
