@@ -1,7 +1,8 @@
 //! The tract backend's own operators (crates/backends/src/tract/: PReLU, 2x2 MaxPool,
-//! depthwise convolution) against stock tract-onnx: both anti-spoof models and the detector,
-//! fed real face pixels, give the same outputs up to float rounding (the depthwise sums add
-//! in another order, with fused multiply-adds).
+//! depthwise convolution, and on AVX-512 CPUs the 1x1 convolutions) against stock
+//! tract-onnx: both anti-spoof models and the detector, fed real face pixels, give the same
+//! outputs up to float rounding (the depthwise sums add in another order, with fused
+//! multiply-adds).
 
 use facelive_backends::{Backend, Tensor, TractBackend};
 use tract_onnx::prelude::*;
@@ -72,6 +73,22 @@ fn relative_gap(got: &[f32], want: &[f32]) -> f32 {
 /// some forty layers); a wrong tap, slope or window moves outputs by far more.
 const ROUNDING: f32 = 5e-4;
 
+/// The comparison covers the 1x1 operator: the plan has it wherever the CPU has AVX-512F
+/// (and only there).
+fn assert_pointwise_where_the_cpu_runs_it(path: &std::path::Path, shape: &[usize]) {
+    let model = facelive_backends::optimized_model(path, shape).unwrap();
+    let ops = model
+        .nodes()
+        .iter()
+        .filter(|n| n.op().name() == "Pointwise")
+        .count();
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    assert_eq!(ops > 0, avx512, "{}: {ops} 1x1 operators", path.display());
+}
+
 #[test]
 fn own_operators_give_the_logits_of_tracts_operators() {
     let input = face_input(80, 80);
@@ -87,6 +104,7 @@ fn own_operators_give_the_logits_of_tracts_operators() {
             .unwrap();
         let stock = stock_tract(&path, &[1, 3, 80, 80], &input).remove(0);
         assert_eq!(ours[0].data.len(), 3, "{file}");
+        assert_pointwise_where_the_cpu_runs_it(&path, &[1, 3, 80, 80]);
         let gap = relative_gap(&ours[0].data, &stock);
         assert!(
             gap <= ROUNDING,
@@ -114,6 +132,7 @@ fn own_operators_give_the_detections_of_tracts_operators() {
             .unwrap();
         let stock = stock_tract(&path, &shape, &input);
         assert_eq!(ours.len(), 12, "{w}x{h}: YuNet has 12 outputs");
+        assert_pointwise_where_the_cpu_runs_it(&path, &shape);
         for (i, (ours, stock)) in ours.iter().zip(&stock).enumerate() {
             let gap = relative_gap(&ours.data, stock);
             assert!(

@@ -2,6 +2,8 @@
 
 mod depthwise;
 mod maxpool;
+#[cfg(target_arch = "x86_64")]
+mod pointwise;
 mod prelu;
 
 use std::path::Path;
@@ -25,7 +27,8 @@ fn onnx_loader() -> tract_onnx::Onnx {
 }
 
 /// The model at `path` for a fixed input shape, optimised with facelive's own operators:
-/// the loader's, then its depthwise convolution in place of tract's.
+/// the loader's, then its depthwise convolution in place of tract's, and where the CPU has
+/// AVX-512F its 1x1 convolution.
 pub fn optimized_model(path: &Path, input_shape: &[usize]) -> TractResult<TypedModel> {
     optimize(onnx_loader().model_for_path(path)?, input_shape)
 }
@@ -36,6 +39,8 @@ fn optimize(model: InferenceModel, input_shape: &[usize]) -> TractResult<TypedMo
         .into_typed()?
         .into_decluttered()?;
     depthwise::rewrite(&mut model)?;
+    #[cfg(target_arch = "x86_64")]
+    pointwise::rewrite(&mut model)?;
     model.into_optimized()
 }
 
