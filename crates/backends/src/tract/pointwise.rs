@@ -7,8 +7,8 @@
 //! where it lies: its `[in, pixels]` rows are already what an output tile of 8 channels by
 //! 32 pixels needs, one row per input channel, so nothing is packed per run; the weights
 //! are packed once, at plan build, eight output channels at a time. Each output is the sum
-//! over input channels in order (fused multiply-adds), then the bias, as tract computes
-//! it, so results differ from tract's only in rounding.
+//! over input channels in order (fused multiply-adds), then the bias: the order tract's
+//! kernels add in, and on the dev set every output is identical to theirs.
 //!
 //! Only built where the CPU has AVX-512F (elsewhere tract's kernels stay).
 
@@ -280,6 +280,10 @@ impl Product<'_> {
 
     /// The sums of one tile: [`ROWS`] output channels by `width` (at most [`COLS`])
     /// pixels from `col` on, over every input channel in order.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `x` holds one row of `pixels` values per `ROWS` values of
+    /// `weights`, and `col + width <= pixels`.
     #[target_feature(enable = "avx512f")]
     unsafe fn tile(
         &self,
@@ -316,6 +320,9 @@ fn lane_masks(width: usize) -> (__mmask16, __mmask16) {
 }
 
 /// `row = sums + bias`, `row.len()` (at most [`COLS`]) values.
+///
+/// # Safety
+/// The CPU has AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn store(sums: &[__m512; 2], bias: f32, row: &mut [f32]) {
     let (lo, hi) = lane_masks(row.len());

@@ -9,6 +9,7 @@
 
 pub mod cv_lanczos;
 pub mod cv_linear;
+mod lanes;
 pub mod letterbox;
 pub mod resize;
 
