@@ -31,10 +31,7 @@ fi
 pack=target/adapt-forced
 "$after" adapt "$shared/data/domain/manifest.csv" --group-by source_repo --seed 7 \
   --out "$pack" --force --name domain-forced >/dev/null
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r "$shared/bench/requirements.txt"
-fi
+scripts/refpeer-venv.sh >/dev/null
 "$shared/bench/link_models.sh" target/refmodels
 echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "before: $before ($rev); after: $after ($(git rev-parse --short HEAD))"

@@ -15,10 +15,7 @@ bin=./target/release/facelive
 # nasm: libjpeg-turbo's SIMD code, which the JPEG decoder's build adds when it finds it.
 command -v nasm >/dev/null || { apt-get update -qq && apt-get install -y -qq nasm >/dev/null; }
 cargo build --release --workspace
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r "$shared/bench/requirements.txt"
-fi
+scripts/refpeer-venv.sh >/dev/null
 "$shared/bench/link_models.sh" target/refmodels
 export FACELIVE_MODELS_DIR=${FACELIVE_MODELS_DIR:-$shared/models}
 ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(scripts/onnxruntime.sh)}

@@ -3,7 +3,8 @@
 # K8S_VERSIONS (kubernetes-validate from PyPI, --strict: unknown or misspelled fields
 # fail), installed into a virtualenv under target/. The files are those the
 # kustomization lists as resources, plus the Secret and ConfigMap its generators make
-# (rendered here from keys.env.example and facelive.toml, as kustomize would).
+# (rendered here from keys.env.example and facelive.toml, as kustomize would; a file secret
+# such as attest.pem as a placeholder).
 #
 #   deploy/validate.sh
 #   K8S_VERSIONS="1.28.0 1.30.0 1.33.0" deploy/validate.sh
@@ -29,7 +30,11 @@ for g in k.get("configMapGenerator", []):
     (out / f"{g['name']}.yaml").write_text(yaml.safe_dump(doc))
 for g in k.get("secretGenerator", []):
     data = {}
-    for env in g["envs"]:
+    # File secrets (attest.pem) are made by the operator and never committed: a
+    # placeholder of the same key stands in for validation.
+    for f in g.get("files", []):
+        data[f] = base64.b64encode(b"placeholder").decode()
+    for env in g.get("envs", []):
         for line in (src / f"{env}.example").read_text().splitlines():
             if line and not line.startswith("#"):
                 key, _, value = line.partition("=")

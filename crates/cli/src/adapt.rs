@@ -723,7 +723,7 @@ impl Comparison {
     ) -> anyhow::Result<AdaptedPack> {
         let m = args.manifest()?;
         let backbones = m
-            .pack_models()
+            .liveness_models()
             .into_iter()
             .map(|s| Backbone {
                 name: s.name.clone(),

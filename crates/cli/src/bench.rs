@@ -17,7 +17,12 @@ use crate::dataset;
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// A manifest CSV or a folder with live/ and spoof/.
-    pub source: PathBuf,
+    #[arg(required_unless_present = "pairs")]
+    pub source: Option<PathBuf>,
+    /// Time liveness with verify instead: one `verify` per pair of this pairs CSV
+    /// (`a,b,...`: the selfie judged, both faces embedded), and the embedding alone per face.
+    #[arg(long, value_name = "CSV", conflicts_with = "source")]
+    pub pairs: Option<PathBuf>,
     /// Images judged at once.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -56,7 +61,11 @@ pub fn run(args: &PipelineArgs, a: BenchArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
     let e = pipeline.engines();
     let engines = format!("{}+{}", e.detector, e.judges);
-    let items: Vec<_> = dataset::load(&a.source)?
+    if let Some(pairs) = &a.pairs {
+        return bench_pairs(&pipeline, pairs, &a, &engines);
+    }
+    let source = a.source.clone().context("give the set to time")?;
+    let items: Vec<_> = dataset::load(&source)?
         .into_iter()
         .filter(|i| a.all || i.label == "live" || i.label == "spoof")
         .collect();
@@ -69,24 +78,87 @@ pub fn run(args: &PipelineArgs, a: BenchArgs) -> anyhow::Result<ExitCode> {
     // As the server does before it is ready: lazy set-up is not charged to the first image.
     pipeline.warm_up()?;
     // The first pass sees every image for the first time; later passes are steady state.
-    let first = measure(&images, a.threads, 1, |b| {
-        let _ = pipeline.check(b, &opts);
-    });
-    let mut results = vec![summary("first_pass", &images, a.threads, 1, first)];
+    let check = |i: usize| {
+        let _ = pipeline.check(&images[i], &opts);
+    };
+    let n = images.len();
+    let first = measure(n, a.threads, 1, check);
+    let mut results = vec![summary("first_pass", n, a.threads, 1, first)];
     if a.repeat > 1 {
-        let steady = measure(&images, a.threads, a.repeat - 1, |b| {
-            let _ = pipeline.check(b, &opts);
-        });
-        results.push(summary(
-            "steady_state",
-            &images,
-            a.threads,
-            a.repeat - 1,
-            steady,
-        ));
+        let steady = measure(n, a.threads, a.repeat - 1, check);
+        results.push(summary("steady_state", n, a.threads, a.repeat - 1, steady));
     }
-    for r in &results {
-        if a.json {
+    print_results(&results, &engines, a.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bench --pairs`: per-verify latency over the pairs, then the embedding's own cost per
+/// face (alignment and the embedder's run) on each reference's largest face.
+fn bench_pairs(
+    pipeline: &facelive_pipeline::Pipeline,
+    pairs: &std::path::Path,
+    a: &BenchArgs,
+    engines: &str,
+) -> anyhow::Result<ExitCode> {
+    use facelive_pipeline::{MatchRule, Reference};
+    let (root, rows) = crate::pairs::read_pairs(pairs)?;
+    let read = |p: &str| std::fs::read(root.join(p)).with_context(|| format!("reading {p}"));
+    let images: Vec<(Vec<u8>, Vec<u8>)> = rows
+        .iter()
+        .map(|r| Ok((read(&r.a)?, read(&r.b)?)))
+        .collect::<anyhow::Result<_>>()?;
+    pipeline.warm_up()?;
+    let opts = CheckOptions::default();
+    let verify = |i: usize| {
+        let (s, r) = &images[i];
+        let _ = pipeline.verify(s, Reference::Image(r), &opts, MatchRule::default());
+    };
+    let n = images.len();
+    let mut results = vec![summary(
+        "first_pass",
+        n,
+        a.threads,
+        1,
+        measure(n, a.threads, 1, verify),
+    )];
+    if a.repeat > 1 {
+        let steady = measure(n, a.threads, a.repeat - 1, verify);
+        results.push(summary("steady_state", n, a.threads, a.repeat - 1, steady));
+    }
+    print_results(&results, engines, a.json)?;
+    let (faces, ms) = embed_cost(pipeline, images.iter().map(|(_, r)| r.as_slice()))?;
+    println!("embedding alone (alignment + embedder run): {ms:.2} ms a face, mean of {faces} faces x 5 runs");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The mean time of `Embedder::embed` (align and run) on each image's largest face.
+fn embed_cost<'a>(
+    pipeline: &facelive_pipeline::Pipeline,
+    images: impl Iterator<Item = &'a [u8]>,
+) -> anyhow::Result<(usize, f64)> {
+    let embedder = pipeline.embedder()?;
+    let (mut faces, mut total) = (0usize, 0f64);
+    for bytes in images {
+        let (face, _) = pipeline.reference_embedding(bytes, None)?;
+        let Some(landmarks) = face.face.and_then(|f| f.landmarks) else {
+            continue;
+        };
+        let ing = facelive_pipeline::ingest::ingest(bytes, &pipeline.config().ingest)?;
+        let (img, (sx, sy)) = ing.for_judges();
+        let l = landmarks.scaled(sx, sy);
+        for _ in 0..5 {
+            let t = Instant::now();
+            embedder.embed(img, &l)?;
+            total += t.elapsed().as_secs_f64() * 1e3;
+        }
+        faces += 1;
+    }
+    Ok((faces, total / (5 * faces.max(1)) as f64))
+}
+
+fn print_results(results: &[BenchResult], engines: &str, json: bool) -> anyhow::Result<()> {
+    for r in results {
+        if json {
             println!("{}", serde_json::to_string(r)?);
         } else {
             println!(
@@ -106,17 +178,13 @@ pub fn run(args: &PipelineArgs, a: BenchArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// Wall time and per-image latencies (ms) of `passes` passes over `images`, `threads` at once.
-fn measure(
-    images: &[Vec<u8>],
-    threads: usize,
-    passes: usize,
-    check: impl Fn(&[u8]) + Sync,
-) -> (f64, Vec<f64>) {
-    let jobs = images.len() * passes;
+/// Wall time and per-item latencies (ms) of `passes` passes over `n` items, `threads` at
+/// once.
+fn measure(n: usize, threads: usize, passes: usize, run: impl Fn(usize) + Sync) -> (f64, Vec<f64>) {
+    let jobs = n * passes;
     let next = AtomicUsize::new(0);
     let t0 = Instant::now();
     let mut lat: Vec<f64> = std::thread::scope(|s| {
@@ -130,7 +198,7 @@ fn measure(
                             break mine;
                         }
                         let t = Instant::now();
-                        check(&images[j % images.len()]);
+                        run(j % n);
                         mine.push(t.elapsed().as_secs_f64() * 1e3);
                     }
                 })
@@ -147,7 +215,7 @@ fn measure(
 
 fn summary(
     pass: &'static str,
-    images: &[Vec<u8>],
+    items: usize,
     threads: usize,
     passes: usize,
     (wall, lat): (f64, Vec<f64>),
@@ -155,7 +223,7 @@ fn summary(
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     BenchResult {
         pass,
-        images: images.len(),
+        images: items,
         threads,
         passes,
         wall_s: wall,

@@ -59,6 +59,10 @@ pub struct PipelineArgs {
     /// names, e.g. a model registered with `facelive models add`); fused by their weights.
     #[arg(long, env = "FACELIVE_JUDGES", global = true, value_delimiter = ',')]
     pub judges: Vec<String>,
+    /// The face embedder for liveness with verify instead of the pack's (a manifest name,
+    /// e.g. one registered with `facelive models add`); its match thresholds come with it.
+    #[arg(long, env = "FACELIVE_EMBEDDER", global = true)]
+    pub embedder: Option<String>,
     /// An adapted pack's folder (`facelive adapt --out DIR`): its judges' features go through
     /// its head, with its thresholds (docs/ADAPT.md). Default: the built-in pack.
     #[arg(long, env = "FACELIVE_PACK", global = true)]
@@ -76,6 +80,8 @@ pub struct PipelineArgs {
 #[derive(Debug, Clone, Default)]
 pub struct Sections {
     pub thresholds: Option<Thresholds>,
+    /// `[match_thresholds]`: the embedder's cosine thresholds (`calibrate --pairs`).
+    pub match_thresholds: Option<facelive_pipeline::MatchThresholds>,
     pub quality: Option<QualityConfig>,
     /// `[serve]`: layered over `facelive serve`'s settings the same way.
     pub serve: Option<toml::Table>,
@@ -145,6 +151,10 @@ impl PipelineArgs {
                 .map(|v| v.try_into())
                 .transpose()
                 .with_context(|| format!("[thresholds] in {}", path.display()))?,
+            match_thresholds: section(&mut table, "match_thresholds")
+                .map(|v| v.try_into())
+                .transpose()
+                .with_context(|| format!("[match_thresholds] in {}", path.display()))?,
             quality: section(&mut table, "quality")
                 .map(|v| v.try_into())
                 .transpose()
@@ -185,7 +195,10 @@ impl PipelineArgs {
     /// judges `--judges` names, or the adapted pack `--pack` names.
     pub fn manifest(&self) -> anyhow::Result<facelive_models::Manifest> {
         let judges = &self.judges;
-        let m = facelive_models::Manifest::with_local(&self.models_dir)?;
+        let mut m = facelive_models::Manifest::with_local(&self.models_dir)?;
+        if let Some(e) = &self.embedder {
+            m = m.with_embedder(e)?;
+        }
         match self.adapted_pack()? {
             Some((dir, pack)) => {
                 anyhow::ensure!(
@@ -234,6 +247,7 @@ impl PipelineArgs {
             None => file.thresholds.unwrap_or_default(),
         };
         cfg.quality = file.quality.clone().unwrap_or_default();
+        cfg.match_thresholds = file.match_thresholds;
         Ok(cfg)
     }
 

@@ -18,7 +18,13 @@ use crate::dataset;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A manifest CSV (`file,label,attack_type,...`) or a folder with live/ and spoof/.
-    pub source: PathBuf,
+    #[arg(required_unless_present = "pairs")]
+    pub source: Option<PathBuf>,
+    /// Evaluate liveness with verify instead, over a pairs CSV (`a,b,same_person,kind`,
+    /// paths relative to it; `a` the selfie, `b` the reference): FMR, FNMR, failures to
+    /// acquire, attack pairs verified (docs/EVALUATION.md).
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["source", "scores", "endpoint"])]
+    pub pairs: Option<PathBuf>,
     /// Write report.md, report.json, scores.csv, det.csv (the DET curve's points) and the
     /// pictures det.svg/png and histogram.svg/png here.
     #[arg(long)]
@@ -338,13 +344,23 @@ fn collect(
 
 pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
+    if let Some(pairs) = &a.pairs {
+        crate::pairs::eval(crate::pairs::PairsEval {
+            pipeline: &pipeline,
+            pairs,
+            out: a.out.as_deref(),
+            threads: a.threads,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let source = a.source.clone().context("give the set to evaluate")?;
     let (items, results) = match a.remote.endpoint {
         Some(_) => {
-            let items = set_items(&a.source)?;
+            let items = set_items(&source)?;
             let results = samples_from_endpoint(&a, &items)?;
             (items, results)
         }
-        None => collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?,
+        None => collect(&pipeline, &source, a.scores.as_deref(), a.threads)?,
     };
     let compared: Vec<(String, Vec<Sample>)> = a
         .compare
@@ -386,7 +402,7 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
         (None, None) => "facelive".to_string(),
     };
     let report = Report {
-        source: &a.source,
+        source: &source,
         system,
         name,
         items: &items,
@@ -753,7 +769,15 @@ impl Pictures<'_> {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// A manifest CSV or a folder with live/ and spoof/<species>/.
-    pub source: PathBuf,
+    #[arg(required_unless_present = "pairs")]
+    pub source: Option<PathBuf>,
+    /// Choose the match thresholds instead (`[match_thresholds]`), for target FMRs, over a
+    /// pairs CSV (as `facelive eval --pairs` reads).
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["source", "scores"])]
+    pub pairs: Option<PathBuf>,
+    /// With --pairs: the target FMR of weak, balanced and strict.
+    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [0.01, 0.001, 0.0001], value_name = "WEAK,BALANCED,STRICT")]
+    pub fmr: Vec<f64>,
     /// Target APCER of each operating point.
     #[arg(long, default_value_t = 0.05)]
     pub weak: f64,
@@ -790,7 +814,18 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
         "--step must be within (0, 0.5]"
     );
     let pipeline = crate::load_pipeline(args)?;
-    let (_, results) = collect(&pipeline, &a.source, a.scores.as_deref(), a.threads)?;
+    if let Some(pairs) = &a.pairs {
+        let f = &a.fmr;
+        let t = crate::pairs::calibrate(&pipeline, pairs, [f[0], f[1], f[2]], a.threads)?;
+        let chosen = [
+            ("weak", t.weak),
+            ("balanced", t.balanced),
+            ("strict", t.strict),
+        ];
+        return write_section(args, &a, "match_thresholds", &chosen);
+    }
+    let source = a.source.clone().context("give the set to calibrate on")?;
+    let (_, results) = collect(&pipeline, &source, a.scores.as_deref(), a.threads)?;
     let samples: Vec<Sample> = results.into_iter().map(|(s, _)| s).collect();
     let e = Evaluation::new(&samples);
     let worst = a.apcer == "worst";
@@ -819,6 +854,16 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
         t[0] <= t[1] && t[1] <= t[2],
         "the targets give thresholds out of order ({t:?}): weak's target must be the loosest"
     );
+    write_section(args, &a, "thresholds", &chosen)
+}
+
+/// Writes `[section]` with `values` into the configuration file (its other settings kept).
+fn write_section(
+    args: &PipelineArgs,
+    a: &CalibrateArgs,
+    section: &str,
+    values: &[(&str, f32)],
+) -> anyhow::Result<ExitCode> {
     if a.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
@@ -836,15 +881,15 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
         .parse()
         .with_context(|| format!("parsing {}", path.display()))?;
     let mut table = toml_edit::Table::new();
-    for (name, v) in &chosen {
+    for (name, v) in values {
         // Round through f32's shortest form so 0.3 is written 0.3.
         let v: f64 = v.to_string().parse().unwrap_or(*v as f64);
         table[*name] = toml_edit::value(v);
     }
-    doc["thresholds"] = toml_edit::Item::Table(table);
+    doc[section] = toml_edit::Item::Table(table);
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, doc.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    println!("thresholds written to {}", path.display());
+    println!("[{section}] written to {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,9 @@ mod endpoint;
 mod eval;
 mod finetune;
 mod models_cmd;
+mod pairs;
 mod serve;
+mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,6 +59,8 @@ struct Cli {
 enum Command {
     /// Judge the largest face of each image: live, spoof, or retry (cannot judge).
     Check(check::CheckArgs),
+    /// Liveness with verify: is the live face in SELFIE the person in REFERENCE?
+    Verify(verify::VerifyArgs),
     /// List, verify or download the model files.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Check(args) => check::run(&cli.pipeline, args),
+        Command::Verify(args) => verify::run(&cli.pipeline, args),
         Command::Models(cmd) => models_cmd::run(&cli.pipeline, cmd),
         Command::Bench(args) => bench::run(&cli.pipeline, args),
         Command::Eval(args) => eval::run(&cli.pipeline, args),

@@ -207,15 +207,20 @@ fn add(
     for (k, v) in [("family", "classifier"), ("role", "judge"), ("url", "")] {
         entry.entry(k).or_insert_with(|| toml::Value::from(v));
     }
+    let embedder = entry.get("role").and_then(|v| v.as_str()) == Some("embedder");
     let target = dir.join(&stored);
     anyhow::ensure!(!target.exists(), "{} already exists", target.display());
     let local = dir.join(facelive_models::LOCAL_MANIFEST);
     let before = std::fs::read_to_string(&local).ok();
     Manifest::register_local(dir, entry)?;
     std::fs::copy(file, &target)?;
+    // Tried as what it declares: a judge in place of the pack's, or the pack's embedder.
     let tried = args
         .manifest()
-        .and_then(|m| Ok(m.with_judges(std::slice::from_ref(&name))?))
+        .and_then(|m| match embedder {
+            true => Ok(m.with_embedder(&name)?),
+            false => Ok(m.with_judges(std::slice::from_ref(&name))?),
+        })
         .and_then(|m| {
             let p =
                 facelive_pipeline::Pipeline::load(args.pipeline_config()?, &m, args.engines()?)?;
@@ -229,8 +234,9 @@ fn add(
         }
         return Err(e.context(format!("{name} does not run as declared; not registered")));
     }
+    let flag = if embedder { "--embedder" } else { "--judges" };
     println!(
-        "registered {name} in {}; run it with --judges {name}",
+        "registered {name} in {}; run it with {flag} {name}",
         local.display()
     );
     Ok(ExitCode::SUCCESS)

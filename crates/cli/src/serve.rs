@@ -50,6 +50,15 @@ pub struct ServeArgs {
     /// issued them).
     #[arg(long, env = "FACELIVE_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<Secret>,
+    /// Secret sealing face templates (`POST /v1/templates`); give every replica the same one.
+    /// Default: a random secret per process (templates open only where they were made).
+    #[arg(long, env = "FACELIVE_TEMPLATE_SECRET", hide_env_values = true)]
+    pub template_secret: Option<Secret>,
+    /// Ed25519 private key, PKCS#8 PEM (`openssl genpkey -algorithm ed25519`), signing the
+    /// attestation of every capture session's answer; give every replica the same one.
+    /// Default: a key generated at start (a warning says so).
+    #[arg(long, env = "FACELIVE_ATTESTATION_KEY", value_name = "PEM")]
+    pub attestation_key: Option<std::path::PathBuf>,
     /// Seconds a capture session token stays valid.
     #[arg(long, env = "FACELIVE_SESSION_TTL", default_value_t = SessionConfig::default().ttl.as_secs())]
     pub session_ttl: u64,
@@ -225,6 +234,8 @@ impl ServeArgs {
             sessions: SessionConfig {
                 secret: self.session_secret.clone(),
                 ttl: Duration::from_secs(self.session_ttl.max(1)),
+                template_secret: self.template_secret.clone(),
+                attestation_key: self.attestation_key.clone(),
             },
             audit: AuditConfig {
                 path: self.audit_log.clone(),

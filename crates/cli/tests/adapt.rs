@@ -474,7 +474,11 @@ fn fine_tuning_is_measured_against_the_head_on_the_same_folds() {
         .map(|b| b["sha256"].as_str().unwrap())
         .collect();
     let m = facelive_models::Manifest::builtin();
-    let shipped: Vec<&str> = m.pack_models().iter().map(|s| s.sha256.as_str()).collect();
+    let shipped: Vec<&str> = m
+        .liveness_models()
+        .iter()
+        .map(|s| s.sha256.as_str())
+        .collect();
     assert_eq!(shas, shipped);
 }
 

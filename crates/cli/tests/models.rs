@@ -9,10 +9,11 @@ use std::process::Command;
 
 use facelive_testdata::models_dir;
 
-const PACK: [&str; 3] = [
+const PACK: [&str; 4] = [
     "yunet_2023mar.onnx",
     "minifasnet_v2_80x80_s2.7.onnx",
     "minifasnet_v1se_80x80_s4.0.onnx",
+    "mobilefacenet.onnx",
 ];
 
 fn facelive(models: &Path) -> Command {

@@ -93,7 +93,11 @@ fn readme_curl_examples_work_against_the_readme_server_command() {
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .collect();
-    assert_eq!(commands.len(), 5, "one example per dialect");
+    assert_eq!(
+        commands.len(),
+        6,
+        "one example per dialect, and liveness with verify"
+    );
     let mut seen = Vec::new();
     for cmd in commands {
         let line = cmd.replace("127.0.0.1:8080", &here);
@@ -106,6 +110,7 @@ fn readme_curl_examples_work_against_the_readme_server_command() {
         let text = String::from_utf8_lossy(&out.stdout);
         let j: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {cmd}\n{text}"));
         let ok = j["outcome"] == "live"
+            || (j["outcome"] == "verified" && j["liveness"]["outcome"] == "live")
             || j["header"]["isSuccessful"] == true
             || j["liveness_status"] == "live"
             || (j["status"] == "ok" && j["live"] == true)

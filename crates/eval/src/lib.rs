@@ -12,6 +12,7 @@
 //! worst-species APCER (and so of ACER, the EER and BPCER@APCER); the pooled APCER counts
 //! every attack.
 
+pub mod matching;
 pub mod plot;
 
 use std::collections::BTreeMap;

@@ -273,6 +273,29 @@ const DET_TICKS: [f64; 12] = [
 /// on the axes' lower edges, which start at the largest tick at most half of the smallest
 /// non-zero rate, and at most 1% (a perfect separation still gets a readable plot).
 pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]) -> String {
+    let axes = Axes {
+        x: "APCER (%): worst species solid, pooled dashed",
+        y: "BPCER, bona fide rejected (%)",
+    };
+    det_svg_on(title, subtitle, curves, markers, axes)
+}
+
+/// The two axes' titles of a DET picture: attacks (or impostors) accepted along x, bona
+/// fide presentations (or genuine pairs) rejected along y.
+#[derive(Clone, Copy)]
+pub struct Axes<'a> {
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// [`det_svg`] with other axes: e.g. FMR against FNMR for face verification.
+pub fn det_svg_on(
+    title: &str,
+    subtitle: &str,
+    curves: &[Curve],
+    markers: &[Marker],
+    axes: Axes,
+) -> String {
     let lo = det_lowest_tick(curves);
     let hi = *DET_TICKS.last().expect("ticks");
     let legend: Vec<Entry> = curves
@@ -326,10 +349,7 @@ pub fn det_svg(title: &str, subtitle: &str, curves: &[Curve], markers: &[Marker]
         );
         c.text((x + 8.0, y - 6.0), "start", r#"font-size="12""#, m.name);
     }
-    c.frame(
-        "APCER (%): worst species solid, pooled dashed",
-        "BPCER, bona fide rejected (%)",
-    );
+    c.frame(axes.x, axes.y);
     c.finish()
 }
 

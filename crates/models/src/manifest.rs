@@ -34,6 +34,10 @@ pub struct Pack {
     pub version: String,
     pub detector: String,
     pub judges: Vec<String>,
+    /// The face embedder that matches the judged face against a reference (liveness with
+    /// verify); a pack without one answers liveness only.
+    #[serde(default)]
+    pub embedder: Option<String>,
     /// An adapted pack's head: the live score comes from the judges' features through it
     /// instead of the weighted mean of their scores (`facelive adapt`, docs/ADAPT.md).
     #[serde(default)]
@@ -100,6 +104,9 @@ pub enum Family {
     Retinaface,
     /// A single-image anti-spoof classifier described by its `[model.judge]` entry.
     Classifier,
+    /// A face embedder fed a landmark-aligned crop, described by its `[model.embedder]`
+    /// entry (MobileFaceNet, SFace, ArcFace-style models).
+    Embedder,
 }
 
 /// What a model does in a pack.
@@ -108,6 +115,7 @@ pub enum Family {
 pub enum Role {
     Detector,
     Judge,
+    Embedder,
 }
 
 impl Family {
@@ -116,6 +124,7 @@ impl Family {
             Family::Yunet => "yunet",
             Family::Retinaface => "retinaface",
             Family::Classifier => "classifier",
+            Family::Embedder => "embedder",
         }
     }
 }
@@ -125,6 +134,7 @@ impl Role {
         match self {
             Role::Detector => "detector",
             Role::Judge => "judge",
+            Role::Embedder => "embedder",
         }
     }
 }
@@ -144,6 +154,35 @@ pub struct ModelSpec {
     pub input: InputSpec,
     pub detector: Option<DetectorSpec>,
     pub judge: Option<JudgeSpec>,
+    pub embedder: Option<EmbedderSpec>,
+}
+
+/// A face embedder: the crop is the image warped by the least-squares similarity transform
+/// (rotation, uniform scale, translation) that takes the detector's five landmarks onto
+/// `template`, `input.size` pixels square (OpenCV's `FaceRecognizerSF::alignCrop`); the
+/// output is L2-normalised and compared by cosine similarity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderSpec {
+    /// Where each landmark goes in the crop, in facelive's order (image-left eye, image-right
+    /// eye, nose, image-left mouth corner, image-right mouth corner).
+    pub template: [[f32; 2]; 5],
+    /// The output holding the embedding.
+    pub output: String,
+    /// Its length.
+    pub dims: usize,
+    /// The cosine similarity at or above which two faces are the same person, per
+    /// operating point: thresholds belong to a pipeline (detector, alignment, model).
+    pub thresholds: MatchThresholds,
+}
+
+/// Match thresholds on cosine similarity, one per operating point.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchThresholds {
+    pub weak: f32,
+    pub balanced: f32,
+    pub strict: f32,
 }
 
 /// Tensor memory order.
@@ -342,6 +381,13 @@ impl Manifest {
         Ok(self)
     }
 
+    /// This manifest with the pack's embedder replaced.
+    pub fn with_embedder(mut self, embedder: &str) -> Result<Self, ModelsError> {
+        self.pack.embedder = Some(embedder.to_string());
+        self.check()?;
+        Ok(self)
+    }
+
     /// Adds one model entry to `dir/local-models.toml`, checked first: a bad entry leaves
     /// the file as it was.
     pub fn register_local(dir: &Path, entry: toml::Table) -> Result<(), ModelsError> {
@@ -394,6 +440,19 @@ impl Manifest {
                     ));
                 }
             }
+            if let Some(e) = &m.embedder {
+                let t = e.thresholds;
+                let ordered = -1.0 <= t.weak
+                    && t.weak <= t.balanced
+                    && t.balanced <= t.strict
+                    && t.strict <= 1.0;
+                if e.dims == 0 || !ordered {
+                    return bad(format!(
+                        "{}: dims must be above 0 and thresholds -1 <= weak <= balanced <= strict <= 1",
+                        m.name
+                    ));
+                }
+            }
             if m.input.std.contains(&0.0) {
                 return bad(format!("{}: std must not be 0", m.name));
             }
@@ -426,6 +485,12 @@ impl Manifest {
                 return bad(format!("pack judge {j} is not a judge"));
             }
         }
+        if let Some(e) = &self.pack.embedder {
+            let spec = self.get(e)?;
+            if spec.role != Role::Embedder || spec.embedder.is_none() {
+                return bad(format!("pack embedder {e} is not an embedder"));
+            }
+        }
         Ok(())
     }
 
@@ -436,10 +501,20 @@ impl Manifest {
             .ok_or_else(|| ModelsError::UnknownModel(name.to_string()))
     }
 
-    /// The detector and judges of the default pack, in that order.
+    /// The detector and judges of the pack, in that order: what decides liveness (and what
+    /// an adapted pack is trained on).
+    pub fn liveness_models(&self) -> Vec<&ModelSpec> {
+        std::iter::once(&self.pack.detector)
+            .chain(&self.pack.judges)
+            .filter_map(|n| self.get(n).ok())
+            .collect()
+    }
+
+    /// The detector, judges and embedder (if any) of the pack, in that order.
     pub fn pack_models(&self) -> Vec<&ModelSpec> {
         std::iter::once(&self.pack.detector)
             .chain(&self.pack.judges)
+            .chain(&self.pack.embedder)
             .filter_map(|n| self.get(n).ok())
             .collect()
     }
@@ -461,7 +536,15 @@ mod tests {
     fn builtin_manifest_parses_and_names_a_complete_pack() {
         let m = Manifest::builtin();
         let pack: Vec<_> = m.pack_models().iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(pack, ["yunet_2023mar", "minifasnet_v2", "minifasnet_v1se"]);
+        assert_eq!(
+            pack,
+            [
+                "yunet_2023mar",
+                "minifasnet_v2",
+                "minifasnet_v1se",
+                "mobilefacenet"
+            ]
+        );
         assert_eq!(
             m.get("minifasnet_v1se")
                 .unwrap()

@@ -27,6 +27,9 @@ pub enum PipelineError {
     Inference(#[from] BackendError),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The reference image (liveness with verify) cannot be used: the inner error says why.
+    #[error("the reference image: {0}")]
+    InvalidReference(Box<PipelineError>),
 }
 
 fn mpx(w: u32, h: u32) -> String {
@@ -46,6 +49,7 @@ impl PipelineError {
             PipelineError::Models(_) => "models_unavailable",
             PipelineError::Inference(_) => "inference_failed",
             PipelineError::InvalidRequest(_) => "invalid_request",
+            PipelineError::InvalidReference(_) => "invalid_reference",
         }
     }
 

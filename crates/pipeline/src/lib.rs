@@ -6,6 +6,7 @@
 
 pub mod decide;
 pub mod detect;
+pub mod embed;
 mod error;
 pub mod face;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod ingest;
 pub mod judge;
 pub mod quality;
 mod tensor;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,9 +33,14 @@ pub use quality::{CheckName, Policy, QualityCheck, QualityConfig, RetryReason};
 
 pub use detect::DetectMode;
 use detect::{Detector, YuNet};
+pub use embed::{Embedder, Embedding};
+pub use facelive_models::MatchThresholds;
 use judge::{judge_all, judge_views, Classifier, Judge};
 pub use judge::{Head, View};
 use quality::face_checks;
+pub use verify::{
+    matched, MatchRule, Reference, ReferenceFace, VerifyOutcome, VerifyVerdict, WhichImage,
+};
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -46,6 +53,9 @@ pub struct PipelineConfig {
     pub quality: QualityConfig,
     /// Load the judges to return their trunks too (for fine-tuning; off when serving).
     pub judge_trunks: bool,
+    /// Match thresholds replacing the embedder's manifest entry (`facelive calibrate
+    /// --pairs` writes them).
+    pub match_thresholds: Option<MatchThresholds>,
 }
 
 impl PipelineConfig {
@@ -58,6 +68,7 @@ impl PipelineConfig {
             thresholds: Thresholds::default(),
             quality: QualityConfig::default(),
             judge_trunks: false,
+            match_thresholds: None,
         }
     }
 }
@@ -79,6 +90,11 @@ pub struct CheckOptions {
     pub skip_judges: bool,
     /// Also judge these perturbed views of the judged face (`Verdict::views`).
     pub views: Vec<judge::View>,
+    /// Detect as the reference recipes do: one full pass on the image shrunk straight from
+    /// its full-resolution pixels (when ingest kept them). A verify detects so, for the
+    /// landmarks its alignment reads: the two-pass landmarks move a face's embedding by up
+    /// to 0.14 in cosine similarity (docs/BENCHMARKS.md).
+    pub reference_detection: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,6 +190,8 @@ pub struct Pipeline {
     detector: Box<dyn Detector>,
     judges: Vec<Box<dyn Judge>>,
     head: Option<Head>,
+    /// The pack's face embedder (liveness with verify), on the judges' engine.
+    embedder: Option<Embedder>,
 }
 
 impl Pipeline {
@@ -226,6 +244,14 @@ impl Pipeline {
                 }
             })
             .collect::<Result<Vec<_>, PipelineError>>()?;
+        let embedder = match &manifest.pack.embedder {
+            Some(name) => Some(load_embedder(
+                engines.judge.as_ref(),
+                dir,
+                manifest.get(name)?,
+            )?),
+            None => None,
+        };
         let head = manifest.pack.head.clone().map(Head::new);
         if let Some(h) = &head {
             // A head that does not fit the judges' features fails here, not at a request.
@@ -252,6 +278,7 @@ impl Pipeline {
             detector,
             judges,
             head,
+            embedder,
         })
     }
 
@@ -284,11 +311,34 @@ impl Pipeline {
             height: 200.0,
         };
         judge_all(&self.judges, self.head.as_ref(), &img, &centre)?;
+        if let Some(e) = &self.embedder {
+            let eyes = Landmarks::from_array(
+                [
+                    (280.0, 220.0),
+                    (360.0, 220.0),
+                    (320.0, 260.0),
+                    (290.0, 300.0),
+                    (350.0, 300.0),
+                ]
+                .map(|(x, y)| Point { x, y }),
+            );
+            e.embed(&img, &eyes)?;
+        }
         Ok(())
     }
 
     /// Judges the largest face of one image.
     pub fn check(&self, bytes: &[u8], opts: &CheckOptions) -> Result<Verdict, PipelineError> {
+        self.check_ingested(bytes, opts).map(|(v, _)| v)
+    }
+
+    /// As [`check`](Self::check), also giving the decoded image (what a verify embeds the
+    /// judged face from).
+    fn check_ingested(
+        &self,
+        bytes: &[u8],
+        opts: &CheckOptions,
+    ) -> Result<(Verdict, ingest::Ingested), PipelineError> {
         let t0 = Instant::now();
         let threshold = opts.rule.threshold(&self.cfg.thresholds);
         if !(0.0..=1.0).contains(&threshold) {
@@ -305,7 +355,7 @@ impl Pipeline {
         self.run_stages(&ing, opts, &mut verdict, &mut timings)?;
         timings.total_ms = ms(t0);
         verdict.timings = timings;
-        Ok(verdict)
+        Ok((verdict, ing))
     }
 
     /// Ingest: sniff, limits, decode, orientation, reduction.
@@ -408,10 +458,9 @@ impl Pipeline {
             }));
         }
         let t = Instant::now();
-        let faces = self.detector.detect(&ing.image)?;
+        let faces = self.detect(ing, opts.reference_detection)?;
         timings.detect_ms = ms(t);
-        let (sx, sy) = ing.scale();
-        v.faces = faces.iter().map(|f| f.scaled(1.0 / sx, 1.0 / sy)).collect();
+        v.faces = faces;
         Ok(v.faces.first().map(|largest| JudgedFace {
             bbox: largest.bbox,
             landmarks: Some(largest.landmarks),
@@ -446,6 +495,27 @@ impl Pipeline {
             }
         }
         Ok(scores)
+    }
+}
+
+impl Pipeline {
+    /// Every face of the image in original pixels, largest first: in the configured mode
+    /// on the working image, or (`as_reference`) in one full pass on the full-resolution
+    /// pixels when they were kept.
+    fn detect(
+        &self,
+        ing: &ingest::Ingested,
+        as_reference: bool,
+    ) -> Result<Vec<Face>, PipelineError> {
+        let (image, (sx, sy), mode) = match as_reference {
+            true => {
+                let (image, scale) = ing.for_judges();
+                (image, scale, DetectMode::Full)
+            }
+            false => (&ing.image, ing.scale(), self.detector.mode()),
+        };
+        let faces = self.detector.detect_in(image, mode)?;
+        Ok(faces.iter().map(|f| f.scaled(1.0 / sx, 1.0 / sy)).collect())
     }
 }
 
@@ -486,6 +556,17 @@ fn check_box(b: &BBox, info: &ImageInfo) -> Result<(), PipelineError> {
         )));
     }
     Ok(())
+}
+
+fn load_embedder(
+    backend: &dyn facelive_backends::Backend,
+    dir: &Path,
+    spec: &facelive_models::ModelSpec,
+) -> Result<Embedder, PipelineError> {
+    match spec.family {
+        Family::Embedder => Embedder::load(backend, dir, spec),
+        other => Err(wrong_family(&spec.name, other, "an embedder")),
+    }
 }
 
 /// A manifest that puts a model where its family cannot serve: the server's

@@ -19,6 +19,8 @@ pub(crate) struct Admitted {
     pub _place: Place,
     pub payload: Payload,
     pub sizes: Sizes,
+    /// The capture session whose token made the request (native only).
+    pub session: Option<sessions::Session>,
 }
 
 impl Admitted {
@@ -48,8 +50,8 @@ pub(crate) async fn admit(
     let (mut parts, body) = req.into_parts();
     let gate = authorize(state, dialect, purpose, &mut parts).await;
     let req = Request::from_parts(parts, body);
-    let place = match gate {
-        Ok(place) => place,
+    let (place, session) = match gate {
+        Ok(admitted) => admitted,
         Err(e) => return Err(input::refuse_unread(req, sizes.body, limits, e).await),
     };
     let payload = input::payload(req, sizes.body, limits).await?;
@@ -60,6 +62,7 @@ pub(crate) async fn admit(
         _place: place,
         payload,
         sizes,
+        session,
     })
 }
 
@@ -86,26 +89,28 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The dialect's credential, and a place for the request: the key's own, or a session
-/// token's (apart from the key's). A verdict spends the token, guidance does not; a token
-/// is spent only once it has a place, so a refusal for load does not use it up.
+/// token's (apart from the key's), with the session. A verdict spends the token, guidance
+/// does not; a token is spent only once it has a place, so a refusal for load does not use
+/// it up.
 async fn authorize(
     state: &AppState,
     dialect: &Dialect,
     purpose: Purpose,
     parts: &mut Parts,
-) -> Result<Place, ApiError> {
+) -> Result<(Place, Option<sessions::Session>), ApiError> {
     let cfg = &state.cfg;
     let headers = &parts.headers;
     let key = cfg.keys.get(dialect.key);
     match dialect.credential {
         Credential::BearerOrSessionToken => match bearer(headers) {
             Some(t) if cfg.auth && sessions::is_token(t) => {
-                let id = state.sessions.check(t).map_err(ApiError::Session)?;
-                let place = state.admit_token(&id)?;
+                let session = state.sessions.check(t).map_err(ApiError::Session)?;
+                let place = state.admit_token(&session.id)?;
                 if purpose == Purpose::Verdict {
-                    state.sessions.consume(t).map_err(ApiError::Session)?;
+                    let spent = state.sessions.consume(t).map_err(ApiError::Session)?;
+                    return Ok((place, Some(spent)));
                 }
-                return Ok(place);
+                return Ok((place, Some(session)));
             }
             _ => auth::check_header(cfg.auth, headers, "authorization", "Bearer ", key)?,
         },
@@ -131,5 +136,5 @@ async fn authorize(
             }
         }
     }
-    state.admit_key(dialect.key)
+    Ok((state.admit_key(dialect.key)?, None))
 }

@@ -67,6 +67,17 @@ struct Record<'a> {
     quality: &'a [QualityCheck],
     face_box: Option<&'a BBox>,
     timings: &'a Timings,
+    /// Liveness with verify: the match's outcome and similarity (never an embedding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<Match>,
+}
+
+/// A verify's match, as the trail keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Match {
+    pub outcome: &'static str,
+    pub similarity: Option<f32>,
+    pub match_threshold: f32,
 }
 
 #[derive(Serialize)]
@@ -100,7 +111,14 @@ impl Audit {
     }
 
     /// Queues the line of one judged request; never blocks.
-    pub(crate) fn record(&self, request_id: &str, dialect: &str, key_id: &str, v: &Verdict) {
+    pub(crate) fn record(
+        &self,
+        request_id: &str,
+        dialect: &str,
+        key_id: &str,
+        v: &Verdict,
+        verify: Option<Match>,
+    ) {
         let record = Record {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             request_id,
@@ -119,6 +137,7 @@ impl Audit {
             quality: &v.quality,
             face_box: v.face.as_ref().map(|f| &f.bbox),
             timings: &v.timings,
+            verify,
         };
         let line = match serde_json::to_string(&record) {
             Ok(l) => l,

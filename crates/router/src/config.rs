@@ -164,6 +164,12 @@ pub struct SessionConfig {
     /// HMAC secret shared by every replica; `None`: a random one per process.
     pub secret: Option<Secret>,
     pub ttl: Duration,
+    /// The key sealing face templates, shared by every replica; `None`: a random one per
+    /// process (templates then open only where they were made).
+    pub template_secret: Option<Secret>,
+    /// The Ed25519 key (PKCS#8 PEM) signing session attestations, shared by every replica;
+    /// `None`: one generated at start.
+    pub attestation_key: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -172,6 +178,8 @@ impl Default for SessionConfig {
             secret: None,
             // Minutes: long enough to frame a selfie, short enough to be useless if stolen.
             ttl: Duration::from_secs(300),
+            template_secret: None,
+            attestation_key: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use facelive_pipeline::PipelineError;
 
 use crate::sessions::SessionRefusal;
+use crate::templates::TemplateRefusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -49,6 +50,13 @@ pub enum ApiError {
     TokenBusy { limit: usize, all: bool },
     #[error("face not found: no face was detected in the image")]
     FaceNotFound,
+    #[error("{}", match .0 {
+        TemplateRefusal::Invalid => "the template is not valid: damaged, or sealed by another server",
+        TemplateRefusal::OtherModel => "the template was made with another face embedder: make a new one from the reference image",
+    })]
+    Template(TemplateRefusal),
+    #[error("the reference image cannot be used: {0}")]
+    ReferenceUnusable(&'static str),
     #[error("the server is at capacity; retry shortly")]
     Busy,
     #[error("the request took too long")]
@@ -198,6 +206,21 @@ impl ApiError {
                 NHN_BAD_IMAGE,
                 "FACE_NOT_DETECTED",
             ),
+            ApiError::Template(r) => map(
+                S::UNPROCESSABLE_ENTITY,
+                match r {
+                    TemplateRefusal::Invalid => "invalid_template",
+                    TemplateRefusal::OtherModel => "template_model_mismatch",
+                },
+                NHN_INVALID_PARAM,
+                "INVALID_IMAGE_PAYLOAD",
+            ),
+            ApiError::ReferenceUnusable(_) => map(
+                S::UNPROCESSABLE_ENTITY,
+                "reference_unusable",
+                NHN_BAD_IMAGE,
+                "FACE_NOT_DETECTED",
+            ),
             ApiError::Busy => map(
                 S::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -249,6 +272,12 @@ impl ApiError {
                         NHN_INVALID_PARAM,
                         "INVALID_IMAGE_PAYLOAD",
                     ),
+                    PipelineError::InvalidReference(_) => map(
+                        S::UNPROCESSABLE_ENTITY,
+                        code,
+                        NHN_BAD_IMAGE,
+                        "INVALID_IMAGE_PAYLOAD",
+                    ),
                     PipelineError::Models(_) | PipelineError::Inference(_) => {
                         map(S::INTERNAL_SERVER_ERROR, code, NHN_SERVER, "INTERNAL_ERROR")
                     }
@@ -287,6 +316,8 @@ impl ApiError {
                 all: false,
             },
             ApiError::FaceNotFound,
+            ApiError::Template(TemplateRefusal::Invalid),
+            ApiError::ReferenceUnusable(""),
             ApiError::Busy,
             ApiError::Timeout,
             ApiError::Internal(text()),
@@ -307,6 +338,9 @@ impl ApiError {
             }),
             p(PipelineError::UnsupportedColour(text())),
             p(PipelineError::InvalidRequest(text())),
+            p(PipelineError::InvalidReference(Box::new(
+                PipelineError::EmptyInput,
+            ))),
         ]
     }
 

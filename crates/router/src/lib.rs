@@ -6,6 +6,7 @@
 //! [`ApiError`] into its response.
 
 mod admission;
+pub mod attest;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -17,6 +18,7 @@ mod openapi;
 mod ops;
 mod refusals;
 pub mod sessions;
+pub mod templates;
 mod work;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use facelive_pipeline::{CheckOptions, Pipeline, Verdict};
+use facelive_pipeline::{
+    CheckOptions, Embedding, MatchRule, Pipeline, Reference, Verdict, VerifyVerdict,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -51,6 +55,9 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// Capture session tokens are issued here (native key only).
 pub const SESSIONS: &str = "/v1/sessions";
+
+/// The public keys of session attestations.
+pub const JWKS: &str = "/.well-known/jwks.json";
 
 /// The longest client `X-Request-Id` kept (it goes into logs and answers).
 pub const MAX_REQUEST_ID: usize = 128;
@@ -89,6 +96,8 @@ pub struct AppState {
     /// Set at the stop signal: `/ready` fails while requests are still served.
     draining: AtomicBool,
     sessions: sessions::Sessions,
+    templates: templates::Templates,
+    attestor: attest::Attestor,
     audit: Option<audit::Audit>,
     /// How the trail names each dialect's key: a short hash of its value.
     key_ids: [String; ApiKey::ALL.len()],
@@ -108,6 +117,8 @@ impl AppState {
                 cfg.limits.token_requests,
             ),
             sessions: sessions::Sessions::new(cfg.sessions.secret.as_deref(), cfg.sessions.ttl),
+            templates: templates::Templates::new(cfg.sessions.template_secret.as_deref()),
+            attestor: attestor(&cfg)?,
             audit: audit::Audit::start(&cfg.audit)
                 .map_err(|e| ApiError::Internal(format!("cannot open the audit log: {e}")))?,
             key_ids: ApiKey::ALL.map(|k| auth::key_id(cfg.auth, cfg.keys.get(k))),
@@ -142,6 +153,63 @@ impl AppState {
         Ok(self.workers.run(move || p.check(&bytes, &opts)).await??)
     }
 
+    /// As [`judge`](Self::judge), for liveness with verify: the selfie judged and its judged
+    /// face matched against the reference (both images' pixels reserved).
+    pub(crate) async fn verify(
+        &self,
+        selfie: Vec<u8>,
+        reference: ReferenceInput,
+        opts: CheckOptions,
+        rule: MatchRule,
+    ) -> Result<VerifyVerdict, ApiError> {
+        let _place = self.workers.admit()?;
+        let mut pixels = facelive_pipeline::ingest::header_pixels(&selfie).unwrap_or(0);
+        if let ReferenceInput::Image(r) = &reference {
+            pixels += facelive_pipeline::ingest::header_pixels(r).unwrap_or(0);
+        }
+        let _pixels = self.workers.reserve_pixels(pixels).await?;
+        let p = self.pipeline.clone();
+        let run = move || {
+            let reference = match &reference {
+                ReferenceInput::Image(bytes) => Reference::Image(bytes),
+                ReferenceInput::Embedding(e) => Reference::Embedding(e.clone()),
+            };
+            p.verify(&selfie, reference, &opts, rule)
+        };
+        Ok(self.workers.run(run).await??)
+    }
+
+    /// A reference photo's sealed template, or why the photo cannot be one.
+    pub(crate) async fn template(
+        &self,
+        bytes: Vec<u8>,
+        auto_rotate: Option<bool>,
+    ) -> Result<(facelive_pipeline::ReferenceFace, String), ApiError> {
+        let _place = self.workers.admit()?;
+        let pixels = facelive_pipeline::ingest::header_pixels(&bytes).unwrap_or(0);
+        let _pixels = self.workers.reserve_pixels(pixels).await?;
+        let p = self.pipeline.clone();
+        let (face, embedding) = self
+            .workers
+            .run(move || p.reference_embedding(&bytes, auto_rotate))
+            .await??;
+        let Some(e) = embedding else {
+            return Err(ApiError::ReferenceUnusable(
+                face.retry_reason.map_or("no usable face", |r| r.as_str()),
+            ));
+        };
+        let sha = self.pipeline.embedder()?.sha256().to_string();
+        Ok((face, self.templates.seal(&e, &sha)))
+    }
+
+    /// The embedding a template seals, if it is this server's and this embedder's.
+    pub(crate) fn open_template(&self, template: &str) -> Result<Embedding, ApiError> {
+        let sha = self.pipeline.embedder()?.sha256();
+        self.templates
+            .open(template, sha)
+            .map_err(ApiError::Template)
+    }
+
     /// One of `key`'s in-flight places, held by the caller until it answers.
     pub(crate) fn admit_key(&self, key: ApiKey) -> Result<auth::Place, ApiError> {
         self.key_limits.admit(key)
@@ -157,21 +225,24 @@ impl AppState {
     }
 
     /// Runs one dialect request under the request deadline and records its outcome.
-    pub(crate) async fn handle(
+    pub(crate) async fn handle<D: Decided>(
         &self,
         dialect: &'static str,
         request_id: &str,
         // `None`: not a decision (capture guidance), so not in the audit trail.
         who: Option<audit::Who>,
-        fut: impl std::future::Future<Output = Result<Verdict, ApiError>>,
-    ) -> Result<Verdict, ApiError> {
+        fut: impl std::future::Future<Output = Result<D, ApiError>>,
+    ) -> Result<D, ApiError> {
         let t0 = Instant::now();
         let res = match tokio::time::timeout(self.cfg.request_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(ApiError::Timeout),
         };
         let label = match &res {
-            Ok(v) => outcome_label(v),
+            Ok(d) => {
+                record_stage_timings(d.liveness());
+                d.label()
+            }
             Err(e) => e.mapping().code,
         };
         let secs = t0.elapsed().as_secs_f64();
@@ -180,7 +251,7 @@ impl AppState {
                 audit::Who::Key(k) => self.key_ids[k.index()].clone(),
                 audit::Who::Session(id) => format!("session:{id}"),
             };
-            trail.record(request_id, dialect, &key_id, v);
+            trail.record(request_id, dialect, &key_id, v.liveness(), v.matched());
         }
         metrics::counter!("facelive_requests_total", "dialect" => dialect, "outcome" => label)
             .increment(1);
@@ -212,10 +283,60 @@ impl AppState {
     }
 }
 
-/// Outcome label of a verdict for logs and metrics.
-pub(crate) fn outcome_label(v: &Verdict) -> &'static str {
-    record_stage_timings(v);
-    v.outcome.as_str()
+/// A reference as a request gives it: a photo, or a template already opened.
+pub(crate) enum ReferenceInput {
+    Image(Vec<u8>),
+    Embedding(Embedding),
+}
+
+/// What a request decided: a liveness verdict, or one with a match. The one request shell
+/// (`handle`) counts, logs and audits either.
+pub(crate) trait Decided {
+    fn liveness(&self) -> &Verdict;
+    /// Its outcome's name in metrics and logs.
+    fn label(&self) -> &'static str;
+    /// The match, for the audit trail (never the embeddings).
+    fn matched(&self) -> Option<audit::Match>;
+}
+
+impl Decided for Verdict {
+    fn liveness(&self) -> &Verdict {
+        self
+    }
+    fn label(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+    fn matched(&self) -> Option<audit::Match> {
+        None
+    }
+}
+
+impl Decided for VerifyVerdict {
+    fn liveness(&self) -> &Verdict {
+        &self.liveness
+    }
+    fn label(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+    fn matched(&self) -> Option<audit::Match> {
+        Some(audit::Match {
+            outcome: self.outcome.as_str(),
+            similarity: self.similarity,
+            match_threshold: self.match_threshold,
+        })
+    }
+}
+
+/// The attestation signer: the configured key, or one generated at start, said loudly.
+fn attestor(cfg: &ServerConfig) -> Result<attest::Attestor, ApiError> {
+    let a = attest::Attestor::new(cfg.sessions.attestation_key.as_deref())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if a.ephemeral {
+        tracing::warn!(
+            "no --attestation-key: session attestations are signed with a key generated at              start, which other replicas do not share and a restart forgets"
+        );
+    }
+    Ok(a)
 }
 
 fn record_stage_timings(v: &Verdict) {
@@ -264,9 +385,10 @@ fn dialect_routes(limits: &Limits) -> Router<Arc<AppState>> {
 }
 
 /// Every route besides the dialects' checks: method, path, handler.
-fn others() -> [(Method, &'static str, MethodRouter<Arc<AppState>>); 10] {
+fn others() -> [(Method, &'static str, MethodRouter<Arc<AppState>>); 11] {
     [
         (Method::POST, SESSIONS, post(dialects::native::session)),
+        (Method::GET, JWKS, get(dialects::verify::jwks)),
         (Method::GET, ops::CAPTURE, get(ops::capture_page)),
         (Method::GET, ops::CAPTURE_MODULE, get(ops::capture_module)),
         (

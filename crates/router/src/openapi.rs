@@ -29,6 +29,26 @@ pub(crate) struct NativeForm {
     auto_rotate: Option<String>,
 }
 
+/// The verify endpoint's multipart form.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the form `input::form_files` reads.
+pub(crate) struct VerifyForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// The reference photo; or give `reference_template`.
+    #[schema(value_type = Option<String>, format = Binary)]
+    reference: Option<Vec<u8>>,
+    /// A template from `POST /v1/templates`.
+    reference_template: Option<String>,
+    operating_point: Option<facelive_pipeline::OperatingPoint>,
+    /// 0..1; overrides operating_point.
+    threshold: Option<String>,
+    /// -1..1; overrides the operating point's match threshold.
+    match_threshold: Option<String>,
+    /// true or false: apply the EXIF orientation.
+    auto_rotate: Option<String>,
+}
+
 /// NHN's multipart form.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -59,6 +79,9 @@ pub(crate) struct AccuraForm {
         dialects::native::check,
         dialects::native::quality,
         dialects::native::session,
+        dialects::verify::verify,
+        dialects::verify::template,
+        dialects::verify::jwks,
         dialects::nhn::spoofing,
         dialects::accura::liveness,
         dialects::jcv::liveness,

@@ -66,12 +66,28 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         .iter()
         .map(|d| d.describe(&cfg.limits))
         .collect();
+    let shortest = |v: f32| v.to_string().parse::<f64>().unwrap_or(f64::NAN);
+    let embedder = state.pipeline.embedder().ok().map(|e| {
+        let t = state.pipeline.match_thresholds().unwrap_or(e.thresholds());
+        json!({
+            "name": e.name(),
+            "sha256": e.sha256(),
+            "dims": e.dims(),
+            "match_thresholds": {
+                "weak": shortest(t.weak),
+                "balanced": shortest(t.balanced),
+                "strict": shortest(t.strict),
+            },
+        })
+    });
     Json(json!({
         "name": "facelive",
         "version": env!("CARGO_PKG_VERSION"),
         "model_pack": state.pipeline.model_pack(),
         "engines": state.pipeline.engines(),
         "thresholds": thresholds,
+        "embedder": embedder,
+        "attestation_key": state.attestor.jwks()["keys"][0]["kid"],
         "authentication": cfg.auth,
         "workers": cfg.workers,
         "queue": cfg.queue,

@@ -37,12 +37,14 @@ impl Model for FailingModel {
         &self.0
     }
     fn output_names(&self) -> &[String] {
-        // YuNet's heads, which the detector looks up when it loads.
+        // YuNet's heads and the embedder's output, which the pipeline looks up when it
+        // loads.
         static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
         NAMES.get_or_init(|| {
             ["cls", "obj", "bbox", "kps"]
                 .iter()
                 .flat_map(|h| [8, 16, 32].map(|s| format!("{h}_{s}")))
+                .chain(["embedding".to_string()])
                 .collect()
         })
     }

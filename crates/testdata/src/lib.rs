@@ -142,6 +142,61 @@ pub fn domain_dir() -> PathBuf {
     dir
 }
 
+/// The face-verification set (`../shared/data/verify`): 105 images of 14 people and
+/// `pairs.csv` (genuine, impostor and attack pairs, paths relative to the folder).
+pub fn verify_dir() -> PathBuf {
+    let dir = shared_dir().join("data/verify");
+    assert!(
+        dir.join("pairs.csv").is_file(),
+        "the verify set is not at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// One row of `data/verify/pairs.csv`: `a` is the selfie, `b` the reference.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pair {
+    pub a: String,
+    pub b: String,
+    pub same_person: u8,
+    pub kind: String,
+}
+
+pub fn verify_pairs() -> Vec<Pair> {
+    let path = verify_dir().join("pairs.csv");
+    csv::Reader::from_path(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .deserialize()
+        .map(|r| r.expect("a well-formed pairs.csv row"))
+        .collect()
+}
+
+/// The reference peers' Python (OpenCV, onnxruntime), made by `scripts/refpeer-venv.sh` on
+/// first use (it installs them from PyPI once, under `target/`).
+pub fn refpeer_python() -> PathBuf {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let script = workspace_root().join("scripts/refpeer-venv.sh");
+        let out = std::process::Command::new(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
+}
+
+/// The workspace root, for tests that run its scripts.
+pub fn workspace() -> PathBuf {
+    workspace_root()
+}
+
 /// The real server in tests: a child process killed when dropped, a free port, readiness.
 pub mod server {
     use std::net::TcpListener;

@@ -52,7 +52,14 @@ impl std::str::FromStr for DetectMode {
 /// A face detector family. Faces come back in the coordinates of the image given, largest
 /// first.
 pub trait Detector: Send + Sync {
-    fn detect(&self, img: &RgbImage) -> Result<Vec<Face>, PipelineError>;
+    /// The faces, found in the configured mode.
+    fn detect(&self, img: &RgbImage) -> Result<Vec<Face>, PipelineError> {
+        self.detect_in(img, self.mode())
+    }
+    /// The faces, found in `mode` (every mode's plans are built at load).
+    fn detect_in(&self, img: &RgbImage, mode: DetectMode) -> Result<Vec<Face>, PipelineError>;
+    /// The mode chosen at load.
+    fn mode(&self) -> DetectMode;
     /// Runs every plan once, so no request pays a plan's first-run set-up.
     fn warm_up(&self) -> Result<(), PipelineError>;
 }

@@ -144,11 +144,15 @@ impl Detector for YuNet {
         Ok(())
     }
 
-    fn detect(&self, img: &RgbImage) -> Result<Vec<Face>, PipelineError> {
+    fn mode(&self) -> DetectMode {
+        self.mode
+    }
+
+    fn detect_in(&self, img: &RgbImage, mode: DetectMode) -> Result<Vec<Face>, PipelineError> {
         // The image at the detector's resolution, made once: every pass reads from it.
         let s = shrink(img, self.max_side);
         let small = shrunk(img, s);
-        let two_pass = match self.mode {
+        let two_pass = match mode {
             DetectMode::TwoPass => self.two_pass(&small)?,
             DetectMode::Full => None,
         };

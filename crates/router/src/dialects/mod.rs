@@ -6,6 +6,7 @@ pub(crate) mod jcv;
 pub(crate) mod native;
 pub(crate) mod nhn;
 pub(crate) mod spoofsense;
+pub(crate) mod verify;
 
 use std::sync::Arc;
 
@@ -123,7 +124,12 @@ pub static NATIVE: Dialect = Dialect {
         file: l.native_body,
     },
     error_status: ApiError::status,
-    endpoints: &[&NATIVE_CHECK, &NATIVE_GUIDANCE],
+    endpoints: &[
+        &NATIVE_CHECK,
+        &NATIVE_GUIDANCE,
+        &NATIVE_VERIFY,
+        &NATIVE_TEMPLATES,
+    ],
 };
 
 pub static NATIVE_CHECK: Endpoint = Endpoint {
@@ -141,6 +147,24 @@ pub static NATIVE_GUIDANCE: Endpoint = Endpoint {
     purpose: Purpose::Guidance,
     decision: Decision::OperatingPoints,
     handler: || post(native::quality),
+};
+
+/// Liveness with verify: the selfie judged, its judged face matched against a reference.
+pub static NATIVE_VERIFY: Endpoint = Endpoint {
+    paths: &["/v1/verify"],
+    label: "native_verify",
+    purpose: Purpose::Verdict,
+    decision: Decision::OperatingPoints,
+    handler: || post(verify::verify),
+};
+
+/// A reference photo sealed into a template: no decision, so not audited.
+pub static NATIVE_TEMPLATES: Endpoint = Endpoint {
+    paths: &["/v1/templates"],
+    label: "template",
+    purpose: Purpose::Guidance,
+    decision: Decision::OperatingPoints,
+    handler: || post(verify::template),
 };
 
 pub static NHN: Dialect = Dialect {
@@ -272,13 +296,13 @@ pub static ALL: [&Dialect; 5] = [&NATIVE, &NHN, &ACCURA, &JCV, &SPOOFSENSE];
 /// One request to `endpoint` of `dialect`, decided by `run` under the server's deadline,
 /// counted, logged and (a verdict) audited: the request id and the result, for the dialect
 /// to render.
-pub(crate) async fn decide(
+pub(crate) async fn decide<D: crate::Decided>(
     state: &AppState,
     dialect: &Dialect,
     endpoint: &Endpoint,
     headers: &HeaderMap,
-    run: impl std::future::Future<Output = Result<Verdict, ApiError>>,
-) -> (String, Result<Verdict, ApiError>) {
+    run: impl std::future::Future<Output = Result<D, ApiError>>,
+) -> (String, Result<D, ApiError>) {
     let rid = request_id(headers);
     let audited =
         (endpoint.purpose == Purpose::Verdict).then(|| crate::admission::who(dialect, headers));

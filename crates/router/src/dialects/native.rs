@@ -11,8 +11,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facelive_pipeline::{
-    BBox, CheckOptions, DecisionRule, Face, ImageInfo, Landmarks, ModelPack, ModelScore,
-    OperatingPoint, Outcome, QualityCheck, RetryReason, Timings, Verdict,
+    BBox, CheckOptions, DecisionRule, Face, ImageInfo, Landmarks, MatchRule, ModelPack, ModelScore,
+    OperatingPoint, Outcome, QualityCheck, RetryReason, Timings, Verdict, VerifyOutcome,
+    VerifyVerdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ use super::{Endpoint, Purpose};
 use crate::admission::admit;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::AppState;
+use crate::{AppState, Decided, ReferenceInput};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NativeRequest)]
@@ -36,9 +37,9 @@ struct JsonRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NativeImageSource)]
 #[serde(deny_unknown_fields)]
-struct ImageSource {
-    base64: Option<String>,
-    url: Option<String>,
+pub(super) struct ImageSource {
+    pub base64: Option<String>,
+    pub url: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -67,11 +68,61 @@ pub struct NativeResponse {
     pub quality: Vec<QualityCheck>,
     pub image: ImageInfo,
     pub timings: Timings,
+    /// A capture session's session bound to a reference: the match of the judged face.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<SessionMatch>,
+    /// A capture session's answer: the signed result for the integrator's backend (a
+    /// compact JWS, EdDSA; keys at `/.well-known/jwks.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
+}
+
+/// The match of a session bound to a reference.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionMatch {
+    pub outcome: VerifyOutcome,
+    pub verified: bool,
+    pub similarity: Option<f32>,
+    pub match_threshold: f32,
+    pub same_person: Option<bool>,
+}
+
+/// What a native liveness request decided: the verdict, or (a session bound to a
+/// reference) the verdict with its match; and a session's attestation.
+pub(crate) struct Answer {
+    checked: Checked,
+    attestation: Option<String>,
+}
+
+enum Checked {
+    Liveness(Verdict),
+    Verify(Box<VerifyVerdict>),
+}
+
+impl Decided for Answer {
+    fn liveness(&self) -> &Verdict {
+        match &self.checked {
+            Checked::Liveness(v) => v,
+            Checked::Verify(v) => &v.liveness,
+        }
+    }
+    fn label(&self) -> &'static str {
+        match &self.checked {
+            Checked::Liveness(v) => v.label(),
+            Checked::Verify(v) => v.label(),
+        }
+    }
+    fn matched(&self) -> Option<crate::audit::Match> {
+        match &self.checked {
+            Checked::Liveness(_) => None,
+            Checked::Verify(v) => v.matched(),
+        }
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = NativeError)]
-struct ErrorBody {
+pub(super) struct ErrorBody {
     request_id: String,
     error: ErrorDetail,
 }
@@ -114,7 +165,7 @@ async fn respond<T: Serialize>(
     headers: &HeaderMap,
     req: Request,
     endpoint: &Endpoint,
-    shape: fn(Verdict, String) -> T,
+    shape: fn(Answer, String) -> T,
 ) -> Response {
     let run = run(state, req, endpoint.purpose);
     let (rid, res) = super::decide(state, &NATIVE, endpoint, headers, run).await;
@@ -131,15 +182,83 @@ struct Asked {
     auto_rotate: Option<bool>,
 }
 
-async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Verdict, ApiError> {
+async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Answer, ApiError> {
     let a = admit(state, &NATIVE, purpose, req).await?;
+    let session = a.session.clone();
     let asked = read(state, a.payload, a.sizes.body).await?;
     let opts = CheckOptions {
         auto_rotate: asked.auto_rotate,
         skip_judges: purpose == Purpose::Guidance,
         ..NATIVE.options(asked.rule)
     };
-    state.judge(asked.bytes, opts).await
+    let session = session.filter(|_| purpose == Purpose::Verdict);
+    let Some(session) = session else {
+        let v = state.judge(asked.bytes, opts).await?;
+        return Ok(Answer {
+            checked: Checked::Liveness(v),
+            attestation: None,
+        });
+    };
+    let image_sha256 = hex_sha256(&asked.bytes);
+    let checked = match &session.binding.template {
+        Some(t) => {
+            let reference = ReferenceInput::Embedding(state.open_template(t)?);
+            let v = state
+                .verify(asked.bytes, reference, opts, MatchRule::default())
+                .await?;
+            Checked::Verify(Box::new(v))
+        }
+        None => Checked::Liveness(state.judge(asked.bytes, opts).await?),
+    };
+    let mut answer = Answer {
+        checked,
+        attestation: None,
+    };
+    answer.attestation = Some(state.attest(&session, &answer, image_sha256));
+    Ok(answer)
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex_string(&Sha256::digest(bytes))
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl AppState {
+    /// The signed result of a session's liveness call.
+    fn attest(
+        &self,
+        session: &crate::sessions::Session,
+        a: &Answer,
+        image_sha256: String,
+    ) -> String {
+        let v = a.liveness();
+        let m = match &a.checked {
+            Checked::Verify(m) => Some(m),
+            Checked::Liveness(_) => None,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = crate::attest::Claims {
+            sid: session.id.clone(),
+            nonce: session.binding.nonce.clone(),
+            iat: now,
+            exp: now + self.cfg.sessions.ttl.as_secs(),
+            outcome: m.map_or(v.outcome.as_str(), |m| m.outcome.as_str()),
+            live_score: v.live_score,
+            threshold: v.threshold,
+            operating_point: v.operating_point,
+            verified: m.map(|m| m.verified),
+            similarity: m.and_then(|m| m.similarity),
+            pack_sha256: v.model_pack.sha256.clone(),
+            image_sha256,
+        };
+        self.attestor.sign(&claims)
+    }
 }
 
 /// The options of a request, as given (JSON fields or form text fields).
@@ -150,25 +269,28 @@ struct Given {
     auto_rotate: Option<bool>,
 }
 
+pub(super) fn rule_of(
+    point: Option<OperatingPoint>,
+    threshold: Option<f32>,
+) -> Result<DecisionRule, ApiError> {
+    match (threshold, point) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidParam(
+            "give operating_point or threshold, not both".into(),
+        )),
+        (Some(t), None) if (0.0..=1.0).contains(&t) => Ok(DecisionRule::Threshold(t)),
+        (Some(t), None) => Err(ApiError::InvalidParam(format!(
+            "threshold {t} is outside 0..1"
+        ))),
+        (None, p) => Ok(DecisionRule::Point(p.unwrap_or(OperatingPoint::Balanced))),
+    }
+}
+
 async fn read(state: &AppState, payload: Payload, limit: usize) -> Result<Asked, ApiError> {
     let given = match payload {
         Payload::Json(body) => from_json(state, &body, limit).await?,
         Payload::Multipart(mp) => from_form(mp, limit).await?,
     };
-    let rule = match (given.threshold, given.point) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::InvalidParam(
-                "give operating_point or threshold, not both".into(),
-            ))
-        }
-        (Some(t), None) if (0.0..=1.0).contains(&t) => DecisionRule::Threshold(t),
-        (Some(t), None) => {
-            return Err(ApiError::InvalidParam(format!(
-                "threshold {t} is outside 0..1"
-            )))
-        }
-        (None, p) => DecisionRule::Point(p.unwrap_or(OperatingPoint::Balanced)),
-    };
+    let rule = rule_of(given.point, given.threshold)?;
     Ok(Asked {
         bytes: given.bytes,
         rule,
@@ -176,18 +298,28 @@ async fn read(state: &AppState, payload: Payload, limit: usize) -> Result<Asked,
     })
 }
 
+/// The bytes of an image given as base64 or a URL (`field` names it in errors).
+pub(super) async fn image_bytes(
+    state: &AppState,
+    source: ImageSource,
+    field: &str,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    match (source.base64, source.url) {
+        (Some(b), None) => input::decode_base64(&b),
+        (None, Some(u)) => state.fetch(&u, limit).await,
+        (Some(_), Some(_)) => Err(ApiError::InvalidParam(format!(
+            "give {field}.base64 or {field}.url, not both"
+        ))),
+        (None, None) => Err(ApiError::MissingField(format!(
+            "{field}.base64 or {field}.url"
+        ))),
+    }
+}
+
 async fn from_json(state: &AppState, body: &[u8], limit: usize) -> Result<Given, ApiError> {
     let r: JsonRequest = input::json(body)?;
-    let bytes = match (r.image.base64, r.image.url) {
-        (Some(b), None) => input::decode_base64(&b)?,
-        (None, Some(u)) => state.fetch(&u, limit).await?,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::InvalidParam(
-                "give image.base64 or image.url, not both".into(),
-            ))
-        }
-        (None, None) => return Err(ApiError::MissingField("image.base64 or image.url".into())),
-    };
+    let bytes = image_bytes(state, r.image, "image", limit).await?;
     Ok(Given {
         bytes,
         point: r.operating_point,
@@ -265,7 +397,10 @@ pub struct Guidance {
     pub timings: Timings,
 }
 
-fn guidance(v: Verdict, request_id: String) -> Guidance {
+fn guidance(a: Answer, request_id: String) -> Guidance {
+    let Checked::Liveness(v) = a.checked else {
+        unreachable!("guidance never verifies")
+    };
     let mut hints: Vec<&'static str> = Vec::new();
     for c in v.quality.iter().filter(|c| !c.pass) {
         if !hints.contains(&c.hint) {
@@ -305,7 +440,11 @@ fn guidance(v: Verdict, request_id: String) -> Guidance {
         (status = 401, description = "unauthorized: the native key is missing or wrong (a session token cannot make tokens)", body = ErrorBody)
     )
 )]
-pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn session(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let rid = request_id(&headers);
     let cfg = &state.cfg;
     let key = crate::auth::check_header(
@@ -315,12 +454,14 @@ pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         "Bearer ",
         cfg.keys.native.as_deref(),
     );
-    match key {
-        Ok(()) => (
-            axum::http::StatusCode::CREATED,
-            Json(state.sessions.issue()),
-        )
-            .into_response(),
+    let issued = match key {
+        Ok(()) => super::verify::session_binding(&state, &body)
+            .await
+            .map(|b| state.sessions.issue(&b)),
+        Err(e) => Err(e),
+    };
+    match issued {
+        Ok(t) => (axum::http::StatusCode::CREATED, Json(t)).into_response(),
         Err(e) => error_response(&e, rid),
     }
 }
@@ -335,7 +476,29 @@ fn native_face(f: &Face, score: Option<f32>, info: &ImageInfo) -> NativeFace {
     }
 }
 
-fn render(v: Verdict, request_id: String) -> NativeResponse {
+fn render(a: Answer, request_id: String) -> NativeResponse {
+    let attestation = a.attestation;
+    let (v, verify) = match a.checked {
+        Checked::Liveness(v) => (v, None),
+        Checked::Verify(m) => {
+            let m = *m;
+            let matched = SessionMatch {
+                outcome: m.outcome,
+                verified: m.verified,
+                similarity: m.similarity,
+                match_threshold: m.match_threshold,
+                same_person: m.same_person,
+            };
+            (m.liveness, Some(matched))
+        }
+    };
+    let mut r = render_verdict(v, request_id);
+    r.verify = verify;
+    r.attestation = attestation;
+    r
+}
+
+pub(super) fn render_verdict(v: Verdict, request_id: String) -> NativeResponse {
     let info = &v.image;
     let face = v.face.as_ref().map(|j| NativeFace {
         bbox: j.bbox,
@@ -365,10 +528,12 @@ fn render(v: Verdict, request_id: String) -> NativeResponse {
         quality: v.quality,
         image: v.image,
         timings: v.timings,
+        verify: None,
+        attestation: None,
     }
 }
 
-fn error_response(e: &ApiError, request_id: String) -> Response {
+pub(super) fn error_response(e: &ApiError, request_id: String) -> Response {
     let body = ErrorBody {
         request_id,
         error: ErrorDetail {

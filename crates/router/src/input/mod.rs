@@ -189,14 +189,41 @@ pub struct Form {
     pub fields: HashMap<String, String>,
 }
 
+/// A multipart form with several named files.
+#[derive(Default)]
+pub struct Files {
+    pub files: HashMap<String, Vec<u8>>,
+    pub fields: HashMap<String, String>,
+}
+
+/// As [`form`], keeping each of the file fields `names` (each at most `file_limit` bytes).
+pub async fn form_files(
+    mp: Multipart,
+    names: &[&str],
+    file_limit: usize,
+) -> Result<Files, ApiError> {
+    let mut out = Files::default();
+    read_form(mp, names, file_limit, &mut out).await?;
+    Ok(out)
+}
+
 /// Reads the form, keeping the file field `file_field` (at most `file_limit` bytes) and the
 /// text fields; other file fields are read past and dropped.
-pub async fn form(
+pub async fn form(mp: Multipart, file_field: &str, file_limit: usize) -> Result<Form, ApiError> {
+    let mut files = Files::default();
+    read_form(mp, &[file_field], file_limit, &mut files).await?;
+    Ok(Form {
+        file: files.files.remove(file_field),
+        fields: files.fields,
+    })
+}
+
+async fn read_form(
     mut mp: Multipart,
-    file_field: &str,
+    names: &[&str],
     file_limit: usize,
-) -> Result<Form, ApiError> {
-    let mut form = Form::default();
+    form: &mut Files,
+) -> Result<(), ApiError> {
     let too_large = |e: axum::extract::multipart::MultipartError| {
         if let Some(slow) = slow_body(&e) {
             slow
@@ -208,7 +235,7 @@ pub async fn form(
     };
     while let Some(mut field) = mp.next_field().await.map_err(too_large)? {
         let name = field.name().unwrap_or("").to_string();
-        if name == file_field {
+        if names.contains(&name.as_str()) {
             let mut buf = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(too_large)? {
                 if buf.len() + chunk.len() > file_limit {
@@ -219,7 +246,7 @@ pub async fn form(
                 }
                 buf.extend_from_slice(&chunk);
             }
-            form.file = Some(buf);
+            form.files.insert(name, buf);
         } else if field.file_name().is_none() {
             let text = field.text().await.map_err(too_large)?;
             if text.len() <= 1024 {
@@ -229,7 +256,7 @@ pub async fn form(
             while field.chunk().await.map_err(too_large)?.is_some() {}
         }
     }
-    Ok(form)
+    Ok(())
 }
 
 /// The image bytes must fit the dialect's file limit.
