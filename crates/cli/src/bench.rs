@@ -126,9 +126,46 @@ fn bench_pairs(
         results.push(summary("steady_state", n, a.threads, a.repeat - 1, steady));
     }
     print_results(&results, engines, a.json)?;
+    let (selfie_ms, reference_ms) = per_image(pipeline, &root, &rows)?;
+    println!(
+        "each image once: as the selfie (judged and embedded) {selfie_ms:.1} ms, as the reference \
+         (checked and embedded) {reference_ms:.1} ms: one verify {:.1} ms",
+        selfie_ms + reference_ms
+    );
     let (faces, ms) = embed_cost(pipeline, images.iter().map(|(_, r)| r.as_slice()))?;
     println!("embedding alone (alignment + embedder run): {ms:.2} ms a face, mean of {faces} faces x 5 runs");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Mean times over the distinct images of the pairs, each once: judged and embedded as a
+/// selfie (the `a` column), and checked and embedded as a reference (`b`), as the peers
+/// are timed (every image once, whatever the number of pairs it is in).
+fn per_image(
+    pipeline: &facelive_pipeline::Pipeline,
+    root: &std::path::Path,
+    rows: &[crate::pairs::PairRow],
+) -> anyhow::Result<(f64, f64)> {
+    let distinct = |f: fn(&crate::pairs::PairRow) -> &String| {
+        let mut v: Vec<&String> = rows.iter().map(f).collect();
+        v.sort();
+        v.dedup();
+        v.into_iter()
+            .map(|p| std::fs::read(root.join(p)).with_context(|| format!("reading {p}")))
+            .collect::<anyhow::Result<Vec<Vec<u8>>>>()
+    };
+    let opts = CheckOptions::default();
+    let time = |images: &[Vec<u8>], run: &dyn Fn(&[u8])| {
+        let t = Instant::now();
+        images.iter().for_each(|b| run(b));
+        t.elapsed().as_secs_f64() * 1e3 / images.len().max(1) as f64
+    };
+    let selfie = time(&distinct(|r| &r.a)?, &|b| {
+        let _ = pipeline.judge_and_embed(b, &opts);
+    });
+    let reference = time(&distinct(|r| &r.b)?, &|b| {
+        let _ = pipeline.reference_embedding(b, None);
+    });
+    Ok((selfie, reference))
 }
 
 /// The mean time of `Embedder::embed` (align and run) on each image's largest face.

@@ -190,7 +190,9 @@ pub struct Pipeline {
     detector: Box<dyn Detector>,
     judges: Vec<Box<dyn Judge>>,
     head: Option<Head>,
-    /// The pack's face embedder (liveness with verify), on the judges' engine.
+    /// The pack's face embedder (liveness with verify), on the detector's engine: ONNX
+    /// Runtime runs MobileFaceNet in 5.2 ms a face against tract's 6.7-7.0
+    /// (docs/BENCHMARKS.md), unlike the judges.
     embedder: Option<Embedder>,
 }
 
@@ -246,7 +248,7 @@ impl Pipeline {
             .collect::<Result<Vec<_>, PipelineError>>()?;
         let embedder = match &manifest.pack.embedder {
             Some(name) => Some(load_embedder(
-                engines.judge.as_ref(),
+                engines.detector.as_ref(),
                 dir,
                 manifest.get(name)?,
             )?),

@@ -50,6 +50,39 @@ pub struct Claims {
     pub image_sha256: String,
 }
 
+impl Claims {
+    /// What a session's answer attests: its liveness verdict and, for a session bound to a
+    /// reference, the match; valid for `valid_for` from now.
+    pub fn of(
+        session: &crate::sessions::Session,
+        v: &facelive_pipeline::Verdict,
+        matched: Option<&facelive_pipeline::VerifyVerdict>,
+        image: &[u8],
+        valid_for: std::time::Duration,
+    ) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Claims {
+            sid: session.id.clone(),
+            nonce: session.binding.nonce.clone(),
+            iat: now,
+            exp: now + valid_for.as_secs(),
+            outcome: matched.map_or(v.outcome.as_str(), |m| m.outcome.as_str()),
+            live_score: v.live_score,
+            threshold: v.threshold,
+            operating_point: v.operating_point,
+            verified: matched.map(|m| m.verified),
+            similarity: matched.and_then(|m| m.similarity),
+            pack_sha256: v.model_pack.sha256.clone(),
+            image_sha256: Sha256::digest(image)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+}
+
 impl Attestor {
     /// From a PKCS#8 PEM file (`openssl genpkey -algorithm ed25519`), or generated.
     pub fn new(path: Option<&Path>) -> Result<Self, KeyError> {

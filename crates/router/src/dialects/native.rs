@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{fraction_box, request_id, FractionBox, NATIVE, NATIVE_CHECK, NATIVE_GUIDANCE};
 use super::{Endpoint, Purpose};
 use crate::admission::admit;
+use crate::attest::Claims;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::{AppState, Decided, ReferenceInput};
@@ -101,10 +102,7 @@ enum Checked {
 
 impl Decided for Answer {
     fn liveness(&self) -> &Verdict {
-        match &self.checked {
-            Checked::Liveness(v) => v,
-            Checked::Verify(v) => &v.liveness,
-        }
+        answer_liveness(&self.checked)
     }
     fn label(&self) -> &'static str {
         match &self.checked {
@@ -199,7 +197,7 @@ async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Answer,
             attestation: None,
         });
     };
-    let image_sha256 = hex_sha256(&asked.bytes);
+    let image = asked.bytes.clone();
     let checked = match &session.binding.template {
         Some(t) => {
             let reference = ReferenceInput::Embedding(state.open_template(t)?);
@@ -210,54 +208,22 @@ async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Answer,
         }
         None => Checked::Liveness(state.judge(asked.bytes, opts).await?),
     };
-    let mut answer = Answer {
-        checked,
-        attestation: None,
+    let matched = match &checked {
+        Checked::Verify(m) => Some(m.as_ref()),
+        Checked::Liveness(_) => None,
     };
-    answer.attestation = Some(state.attest(&session, &answer, image_sha256));
-    Ok(answer)
+    let ttl = state.cfg.sessions.ttl;
+    let claims = Claims::of(&session, answer_liveness(&checked), matched, &image, ttl);
+    Ok(Answer {
+        attestation: Some(state.attestor.sign(&claims)),
+        checked,
+    })
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex_string(&Sha256::digest(bytes))
-}
-
-fn hex_string(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-impl AppState {
-    /// The signed result of a session's liveness call.
-    fn attest(
-        &self,
-        session: &crate::sessions::Session,
-        a: &Answer,
-        image_sha256: String,
-    ) -> String {
-        let v = a.liveness();
-        let m = match &a.checked {
-            Checked::Verify(m) => Some(m),
-            Checked::Liveness(_) => None,
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let claims = crate::attest::Claims {
-            sid: session.id.clone(),
-            nonce: session.binding.nonce.clone(),
-            iat: now,
-            exp: now + self.cfg.sessions.ttl.as_secs(),
-            outcome: m.map_or(v.outcome.as_str(), |m| m.outcome.as_str()),
-            live_score: v.live_score,
-            threshold: v.threshold,
-            operating_point: v.operating_point,
-            verified: m.map(|m| m.verified),
-            similarity: m.and_then(|m| m.similarity),
-            pack_sha256: v.model_pack.sha256.clone(),
-            image_sha256,
-        };
-        self.attestor.sign(&claims)
+fn answer_liveness(c: &Checked) -> &Verdict {
+    match c {
+        Checked::Liveness(v) => v,
+        Checked::Verify(v) => &v.liveness,
     }
 }
 
