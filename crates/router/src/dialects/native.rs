@@ -96,7 +96,7 @@ pub(crate) struct Answer {
 }
 
 enum Checked {
-    Liveness(Verdict),
+    Liveness(Box<Verdict>),
     Verify(Box<VerifyVerdict>),
 }
 
@@ -193,7 +193,7 @@ async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Answer,
     let Some(session) = session else {
         let v = state.judge(asked.bytes, opts).await?;
         return Ok(Answer {
-            checked: Checked::Liveness(v),
+            checked: Checked::Liveness(Box::new(v)),
             attestation: None,
         });
     };
@@ -206,7 +206,7 @@ async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Answer,
                 .await?;
             Checked::Verify(Box::new(v))
         }
-        None => Checked::Liveness(state.judge(asked.bytes, opts).await?),
+        None => Checked::Liveness(Box::new(state.judge(asked.bytes, opts).await?)),
     };
     let matched = match &checked {
         Checked::Verify(m) => Some(m.as_ref()),
@@ -367,6 +367,7 @@ fn guidance(a: Answer, request_id: String) -> Guidance {
     let Checked::Liveness(v) = a.checked else {
         unreachable!("guidance never verifies")
     };
+    let v = *v;
     let mut hints: Vec<&'static str> = Vec::new();
     for c in v.quality.iter().filter(|c| !c.pass) {
         if !hints.contains(&c.hint) {
@@ -445,7 +446,7 @@ fn native_face(f: &Face, score: Option<f32>, info: &ImageInfo) -> NativeFace {
 fn render(a: Answer, request_id: String) -> NativeResponse {
     let attestation = a.attestation;
     let (v, verify) = match a.checked {
-        Checked::Liveness(v) => (v, None),
+        Checked::Liveness(v) => (*v, None),
         Checked::Verify(m) => {
             let m = *m;
             let matched = SessionMatch {
