@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::PipelineArgs;
-use crate::dataset::{self, Item};
+use crate::dataset::{self, Item, SetLabel};
 use crate::eval::{pct, Report, Scored};
 
 #[derive(Debug, Args)]
@@ -70,6 +70,8 @@ pub struct AdaptArgs {
     /// Images judged at once while extracting features (default: all cores).
     #[arg(long, env = "FACELIVE_THREADS")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub paths: dataset::SetPaths,
 }
 
 /// Target pooled APCERs of weak, balanced and strict, as `calibrate`'s defaults.
@@ -112,15 +114,12 @@ pub fn run(args: &PipelineArgs, a: AdaptArgs) -> anyhow::Result<ExitCode> {
         args.adapted_pack()?.is_none(),
         "adapt starts from the base pack: run it without --pack (FACELIVE_PACK)"
     );
-    let items: Vec<Item> = dataset::load(&a.set)?
-        .into_iter()
-        .filter(|i| i.label == "live" || i.label == "spoof")
-        .collect();
+    let items: Vec<Item> = dataset::judged(&a.set, a.paths)?;
     let groups: Vec<String> = items
         .iter()
         .map(|i| i.column(&a.group_by).map(str::to_string))
         .collect::<anyhow::Result<_>>()?;
-    let live: Vec<bool> = items.iter().map(|i| i.label == "live").collect();
+    let live: Vec<bool> = items.iter().map(|i| i.label == SetLabel::Live).collect();
     facelive_adapt::check_size(&live, &refs(&groups))
         .with_context(|| format!("{} cannot be adapted on", a.set.display()))?;
     let pipeline = crate::load_pipeline(args)?;
@@ -336,7 +335,7 @@ impl CrossValidated {
                     .expect("judged rows have features")
             })
             .collect();
-        let live: Vec<bool> = rows.iter().map(|&i| items[i].label == "live").collect();
+        let live: Vec<bool> = rows.iter().map(|&i| items[i].label == SetLabel::Live).collect();
         let row_groups: Vec<String> = rows.iter().map(|&i| groups[i].clone()).collect();
         facelive_adapt::check_size(&live, &refs(&row_groups)).with_context(|| {
             format!(
@@ -371,15 +370,6 @@ impl CrossValidated {
     }
 }
 
-fn label_of(item: &Item) -> Label {
-    match item.label.as_str() {
-        "live" => Label::BonaFide,
-        _ => Label::Attack {
-            species: item.attack_type.clone(),
-        },
-    }
-}
-
 fn failure_of(reason: &str) -> Failure {
     match reason {
         "no_face" => Failure::NoFace,
@@ -403,7 +393,7 @@ fn scored(
             let s = score(i).ok_or_else(|| failure_of(&reason));
             (
                 Sample {
-                    label: label_of(item),
+                    label: item.truth(),
                     score: s,
                 },
                 reason,
@@ -542,7 +532,7 @@ impl Comparison {
         times: &Times,
     ) -> anyhow::Result<String> {
         let mut md = String::new();
-        let n_live = items.iter().filter(|i| i.label == "live").count();
+        let n_live = items.iter().filter(|i| i.label == SetLabel::Live).count();
         writeln!(md, "# facelive adapt: `{}`\n", a.set.display())?;
         writeln!(md, "{} images ({} live, {} spoof) in {} groups by `{}`; grouped {}-fold cross-validation (seed {}): every score below is out of fold, from a head trained without the image's group (the penalty chosen by grouped cross-validation inside the training folds: {}). Rates with 95% Wilson intervals. Both packs are compared at thresholds calibrated by one rule (target pooled APCER 5%, 2.5%, 1% for weak, balanced, strict, as `facelive calibrate` sets them): the base pack's on its scores, the adapted pack's on its out-of-fold scores; the base pack at its shipped thresholds is shown too.\n",
             items.len(), n_live, items.len() - n_live,
@@ -614,7 +604,7 @@ impl Comparison {
         for (item, e) in items.iter().zip(extracted) {
             if let Some(r) = e.reason.as_deref() {
                 let c = by.entry(r).or_default();
-                if item.label == "live" {
+                if item.label == SetLabel::Live {
                     c.0 += 1
                 } else {
                     c.1 += 1
@@ -630,7 +620,7 @@ impl Comparison {
     }
 
     fn per_group(&self, md: &mut String, a: &AdaptArgs, items: &[Item]) -> anyhow::Result<()> {
-        writeln!(md, "\nPer group, at balanced (each pack at its calibrated threshold):\n\n| {} | images | base BPCER | base APCER | adapted BPCER | adapted APCER |\n|---|---|---|---|---|---|", a.group_by)?;
+        writeln!(md, "\nPer group, at balanced (each pack at its calibrated threshold):\n\n| {} | images | base BPCER | base APCER | adapted BPCER | adapted APCER |\n|---|---|---|---|---|---|", dataset::md_cell(&a.group_by))?;
         let mut values: Vec<&str> = items
             .iter()
             .filter_map(|i| i.columns.get(&a.group_by))
@@ -651,7 +641,8 @@ impl Comparison {
             let ad = Evaluation::new(&keep(&self.adapted_samples)).at(self.adapted_t.balanced);
             writeln!(
                 md,
-                "| {v} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
+                dataset::md_cell(v),
                 b.bpcer.total + b.apcer_pooled.total,
                 pct(&b.bpcer),
                 pct(&b.apcer_pooled),

@@ -35,6 +35,8 @@ pub struct BenchArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub paths: dataset::SetPaths,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,9 +67,9 @@ pub fn run(args: &PipelineArgs, a: BenchArgs) -> anyhow::Result<ExitCode> {
         return bench_pairs(&pipeline, pairs, &a, &engines);
     }
     let source = a.source.clone().context("give the set to time")?;
-    let items: Vec<_> = dataset::load(&source)?
+    let items: Vec<_> = dataset::load(&source, a.paths)?
         .into_iter()
-        .filter(|i| a.all || i.label == "live" || i.label == "spoof")
+        .filter(|i| a.all || i.judged())
         .collect();
     let images: Vec<Vec<u8>> = items
         .iter()
@@ -101,7 +103,7 @@ fn bench_pairs(
     engines: &str,
 ) -> anyhow::Result<ExitCode> {
     use facelive_pipeline::{MatchRule, Reference};
-    let (root, rows) = crate::pairs::read_pairs(pairs)?;
+    let (root, rows) = crate::pairs::read_pairs(pairs, a.paths)?;
     let read = |p: &str| std::fs::read(root.join(p)).with_context(|| format!("reading {p}"));
     let images: Vec<(Vec<u8>, Vec<u8>)> = rows
         .iter()

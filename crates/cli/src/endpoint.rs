@@ -16,7 +16,7 @@ use facelive_eval::Failure;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::dataset::Item;
+use crate::dataset::{self, Item};
 
 /// The APIs `eval --endpoint` speaks, as their vendors' clients do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +99,9 @@ pub struct EndpointArgs {
     /// Seconds one request may take.
     #[arg(long, default_value_t = 60)]
     pub request_timeout: u64,
+    /// Seconds one image may take, retries and waits included, before the run stops.
+    #[arg(long, default_value_t = 600)]
+    pub image_timeout: u64,
 }
 
 /// What one image came to: a live score, or why none (its scores.csv status and note).
@@ -161,15 +164,17 @@ impl Sender {
     async fn attempt(&self, file: &str, bytes: Vec<u8>) -> Attempt {
         let resp = match self.request(file, bytes).send().await {
             Ok(r) => r,
+            Err(e) if e.is_redirect() => {
+                return Attempt::Stop(format!(
+                    "{} redirected elsewhere: eval follows no redirect to another origin \
+                     (the image and the key would go there); give the endpoint's final URL",
+                    self.url
+                ))
+            }
             Err(e) => return Attempt::Again(format!("network: {e}"), None),
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(resp.headers());
         if matches!(status, 429 | 500 | 502 | 503 | 504) {
             return Attempt::Again(format!("HTTP {status}"), retry_after);
         }
@@ -179,8 +184,17 @@ impl Sender {
         if matches!(status, 404 | 405) {
             return self.not_the_endpoint(&format!("answered HTTP {status}"));
         }
-        match resp.json::<Value>().await {
-            Ok(body) if self.dialect.answers_with(&body) => read(self.dialect, status, &body),
+        let body = match capped_body(resp).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return self.not_the_endpoint(&format!("answered more than {MAX_ANSWER} bytes"))
+            }
+            Err(BodyError::Network(e)) => return Attempt::Again(format!("network: {e}"), None),
+        };
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(body) if self.dialect.answers_with(&body) => {
+                checked(read(self.dialect, status, &body), file)
+            }
             Ok(_) => self.not_the_endpoint(&format!(
                 "answered JSON that is not {}'s",
                 self.dialect.name()
@@ -198,6 +212,65 @@ impl Sender {
             self.dialect.name(),
             self.dialect.path()
         ))
+    }
+}
+
+/// The longest answer read: a liveness answer is a few hundred bytes, and an endpoint that
+/// sends more (or never stops) must not grow this process without bound.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// The longest `Retry-After` obeyed: a server asking for more is asked again sooner.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Redirects followed within the endpoint's own origin; another origin stops the run.
+const MAX_REDIRECTS: usize = 5;
+
+/// The server's `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER`].
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+enum BodyError {
+    TooLarge,
+    Network(reqwest::Error),
+}
+
+/// The answer's body, read chunk by chunk and abandoned past [`MAX_ANSWER`].
+async fn capped_body(mut resp: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Network)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The redirect rule: the same scheme, host and port only, a few times at most.
+fn same_origin_only() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(|u| u.origin());
+        if attempt.previous().len() > MAX_REDIRECTS || first != Some(attempt.url().origin()) {
+            attempt.error("redirect to another origin")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A score off the 0..1 scale (or not a number) stops the run, naming the image: every
+/// rate assumes the scale, and a resumed run would read it back.
+fn checked(a: Attempt, file: &str) -> Attempt {
+    match a {
+        Attempt::Done(Answer::Scored(s)) if !(0.0..=1.0).contains(&s) => Attempt::Stop(format!(
+            "the endpoint scored {file} {s}, outside [0, 1]: not the dialect's scale"
+        )),
+        a => a,
     }
 }
 
@@ -360,6 +433,7 @@ fn sender(a: &EndpointArgs) -> anyhow::Result<Sender> {
     Ok(Sender {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(a.request_timeout))
+            .redirect(same_origin_only())
             .build()?,
         url,
         key: a.endpoint_key.as_deref().unwrap_or_default().to_string(),
@@ -429,19 +503,31 @@ pub fn evaluate(
         let mut stream = futures_util::stream::iter(todo)
             .map(|item| {
                 let (sender, pace) = (sender.clone(), pace.clone());
-                async move { (item, judge(&sender, &pace, item, a.attempts).await) }
+                let deadline = Duration::from_secs(a.image_timeout);
+                async move {
+                    let answer = tokio::time::timeout(deadline, judge(&sender, &pace, item, a.attempts))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(anyhow::anyhow!(
+                                "{}: no answer within {} s (--image-timeout)",
+                                item.name,
+                                deadline.as_secs()
+                            ))
+                        });
+                    (item, answer)
+                }
             })
             .buffer_unordered(a.concurrency.max(1));
         while let Some((item, answer)) = stream.next().await {
             let answer = answer?;
             let (status, score, note) = columns(&answer);
             out.write_record([
-                &item.name,
-                &item.label,
-                &item.attack_type,
+                &dataset::csv_cell(&item.name),
+                item.label.as_str(),
+                &dataset::csv_cell(&item.attack_type),
                 status,
                 &score,
-                note,
+                &dataset::csv_cell(note),
             ])?;
             out.flush()?;
             answers.insert(item.name.clone(), answer);
@@ -458,4 +544,29 @@ pub fn evaluate(
         )
     })?;
     Ok(items.iter().map(|i| answers[&i.name].clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_obeyed_up_to_a_minute() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after", "99999999999".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_score_off_the_scale_is_refused() {
+        for s in [f32::NAN, f32::INFINITY, -0.1, 1.5] {
+            let a = checked(Attempt::Done(Answer::Scored(s)), "x.jpg");
+            assert!(matches!(a, Attempt::Stop(m) if m.contains("x.jpg")), "{s}");
+        }
+        let a = checked(Attempt::Done(Answer::Scored(1.0)), "x.jpg");
+        assert!(matches!(a, Attempt::Done(Answer::Scored(_))));
+    }
 }

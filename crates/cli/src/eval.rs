@@ -55,6 +55,8 @@ pub struct EvalArgs {
     pub by: Vec<String>,
     #[command(flatten)]
     pub remote: crate::endpoint::EndpointArgs,
+    #[command(flatten)]
+    pub paths: dataset::SetPaths,
 }
 
 fn parse_compare(s: &str) -> Result<(String, PathBuf), String> {
@@ -72,7 +74,7 @@ pub(crate) type Scored = (Sample, String);
 #[derive(serde::Deserialize)]
 struct ScoreRow {
     file: String,
-    label: String,
+    label: dataset::SetLabel,
     attack_type: String,
     status: String,
     live_score: Option<f32>,
@@ -81,33 +83,33 @@ struct ScoreRow {
     reason: Option<String>,
 }
 
-/// The live and spoof images of a set.
-fn set_items(source: &std::path::Path) -> anyhow::Result<Vec<dataset::Item>> {
-    let items: Vec<_> = dataset::load(source)?
-        .into_iter()
-        .filter(|i| i.label == "live" || i.label == "spoof")
-        .collect();
-    anyhow::ensure!(
-        !items.is_empty(),
-        "no live or spoof images in {}",
-        source.display()
-    );
-    Ok(items)
-}
-
-/// A score file's rows by file name.
+/// A score file's rows by file name (cells facelive made inert read back as written).
 fn score_rows(path: &std::path::Path) -> anyhow::Result<HashMap<String, ScoreRow>> {
     let mut rdr =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     rdr.deserialize::<ScoreRow>()
-        .map(|r| r.map(|r| (r.file.clone(), r)))
+        .map(|r| {
+            r.map(|mut r| {
+                r.file = dataset::csv_value(&r.file).to_string();
+                r.attack_type = dataset::csv_value(&r.attack_type).to_string();
+                r.reason = r.reason.map(|v| dataset::csv_value(&v).to_string());
+                (r.file.clone(), r)
+            })
+        })
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing {}", path.display()))
 }
 
+/// A row's score, or why it has none; a score outside [0, 1] (or not a number) is refused
+/// by name, since every rate below assumes the scale.
 fn row_score(path: &std::path::Path, r: &ScoreRow) -> anyhow::Result<Result<f32, Failure>> {
     Ok(match (r.status.as_str(), r.live_score) {
-        ("ok", Some(v)) => Ok(v),
+        ("ok", Some(v)) if (0.0..=1.0).contains(&v) => Ok(v),
+        ("ok", Some(v)) => anyhow::bail!(
+            "{}: the live_score of {} is {v}, outside [0, 1]",
+            path.display(),
+            r.file
+        ),
         ("no_face", _) => Err(Failure::NoFace),
         ("ok", None) | ("decode_error", _) => Err(Failure::Unreadable),
         ("quality", _) => Err(Failure::Quality),
@@ -117,16 +119,6 @@ fn row_score(path: &std::path::Path, r: &ScoreRow) -> anyhow::Result<Result<f32,
             r.file
         ),
     })
-}
-
-fn label_of(item: &dataset::Item) -> Label {
-    if item.label == "live" {
-        Label::BonaFide
-    } else {
-        Label::Attack {
-            species: item.attack_type.clone(),
-        }
-    }
 }
 
 /// Samples from a score file, for the rows of the set being evaluated.
@@ -141,16 +133,9 @@ fn samples_from_scores(
             let r = rows
                 .get(&item.name)
                 .with_context(|| format!("{} has no row for {}", path.display(), item.name))?;
-            let label = if r.label == "live" {
-                Label::BonaFide
-            } else {
-                Label::Attack {
-                    species: r.attack_type.clone(),
-                }
-            };
             Ok((
                 Sample {
-                    label,
+                    label: dataset::truth(r.label, &r.attack_type),
                     score: row_score(path, r)?,
                 },
                 r.status.clone(),
@@ -187,7 +172,7 @@ fn samples_from_endpoint(a: &EvalArgs, items: &[dataset::Item]) -> anyhow::Resul
             };
             (
                 Sample {
-                    label: label_of(item),
+                    label: item.truth(),
                     score,
                 },
                 note,
@@ -222,7 +207,7 @@ fn write_points(
         "| point | threshold | BPCER | APCER (pooled) | APCER (worst species) | {} | ACER |",
         species
             .iter()
-            .map(|s| format!("APCER {s}{}", flag(s)))
+            .map(|s| format!("APCER {}{}", dataset::md_cell(s), flag(s)))
             .collect::<Vec<_>>()
             .join(" | ")
     )?;
@@ -278,7 +263,10 @@ fn write_definitions(
 ) -> std::fmt::Result {
     writeln!(md, "Definitions (ISO/IEC 30107-3): APCER of a species, the share of its attack presentations accepted (score at least the threshold); APCER (pooled), the share of all attack presentations accepted; APCER (worst species), the highest species APCER among species with at least {min} images; BPCER, the share of bona fide presentations rejected; ACER, the mean of the worst-species APCER and BPCER; EER, where an APCER and BPCER are equal. BPCER@APCER is taken at the lowest threshold whose worst-species APCER is at most the target.\n")?;
     if !small.is_empty() {
-        let names: Vec<String> = small.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+        let names: Vec<String> = small
+            .iter()
+            .map(|(k, n)| format!("{} ({n})", dataset::md_cell(k)))
+            .collect();
         writeln!(md, "† Species under {min} images, left out of the worst-species APCER, ACER, EER and BPCER@APCER (counted in the pooled APCER; their own APCER can only move in steps of 1/n): {}.\n", names.join(", "))?;
     }
     Ok(())
@@ -290,8 +278,9 @@ fn collect(
     source: &std::path::Path,
     scores: Option<&std::path::Path>,
     threads: Option<usize>,
+    paths: dataset::SetPaths,
 ) -> anyhow::Result<(Vec<dataset::Item>, Vec<Scored>)> {
-    let items = set_items(source)?;
+    let items = dataset::judged(source, paths)?;
     let bar = crate::dataset::progress(items.len());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
@@ -326,14 +315,7 @@ fn collect(
                         Err(f) => (Err(f), "unreadable".to_string()),
                     };
                     bar.inc(1);
-                    let label = if item.label == "live" {
-                        Label::BonaFide
-                    } else {
-                        Label::Attack {
-                            species: item.attack_type.clone(),
-                        }
-                    };
-                    (Sample { label, score }, note)
+                    (Sample { label: item.truth(), score }, note)
                 })
                 .collect()
         })
@@ -350,17 +332,18 @@ pub fn run(args: &PipelineArgs, a: EvalArgs) -> anyhow::Result<ExitCode> {
             pairs,
             out: a.out.as_deref(),
             threads: a.threads,
+            paths: a.paths,
         })?;
         return Ok(ExitCode::SUCCESS);
     }
     let source = a.source.clone().context("give the set to evaluate")?;
     let (items, results) = match a.remote.endpoint {
         Some(_) => {
-            let items = set_items(&source)?;
+            let items = dataset::judged(&source, a.paths)?;
             let results = samples_from_endpoint(&a, &items)?;
             (items, results)
         }
-        None => collect(&pipeline, &source, a.scores.as_deref(), a.threads)?,
+        None => collect(&pipeline, &source, a.scores.as_deref(), a.threads, a.paths)?,
     };
     let compared: Vec<(String, Vec<Sample>)> = a
         .compare
@@ -635,8 +618,8 @@ impl Report<'_> {
             writeln!(
                 md,
                 "| {} | {}{} | {} | {} |",
-                r.column,
-                r.value,
+                dataset::md_cell(&r.column),
+                dataset::md_cell(&r.value),
                 if r.small { " †" } else { "" },
                 pct(&r.bpcer),
                 pct(&r.apcer_pooled)
@@ -663,12 +646,12 @@ pub(crate) fn write_scores(
         };
         let (status, score, reason) = columns(&answer);
         let row = [
-            &item.name,
-            &item.label,
-            &item.attack_type,
+            &dataset::csv_cell(&item.name),
+            item.label.as_str(),
+            &dataset::csv_cell(&item.attack_type),
             status,
             &score,
-            reason,
+            &dataset::csv_cell(reason),
         ];
         scores.write_record(row)?;
     }
@@ -804,6 +787,8 @@ pub struct CalibrateArgs {
     pub dry_run: bool,
     #[arg(long, env = "FACELIVE_THREADS")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub paths: dataset::SetPaths,
 }
 
 /// `facelive calibrate`: thresholds of weak, balanced and strict for target APCERs, written
@@ -816,7 +801,7 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
     let pipeline = crate::load_pipeline(args)?;
     if let Some(pairs) = &a.pairs {
         let f = &a.fmr;
-        let t = crate::pairs::calibrate(&pipeline, pairs, [f[0], f[1], f[2]], a.threads)?;
+        let t = crate::pairs::calibrate(&pipeline, pairs, [f[0], f[1], f[2]], a.threads, a.paths)?;
         let chosen = [
             ("weak", t.weak),
             ("balanced", t.balanced),
@@ -825,7 +810,7 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
         return write_section(args, &a, "match_thresholds", &chosen);
     }
     let source = a.source.clone().context("give the set to calibrate on")?;
-    let (_, results) = collect(&pipeline, &source, a.scores.as_deref(), a.threads)?;
+    let (_, results) = collect(&pipeline, &source, a.scores.as_deref(), a.threads, a.paths)?;
     let samples: Vec<Sample> = results.into_iter().map(|(s, _)| s).collect();
     let e = Evaluation::new(&samples);
     let worst = a.apcer == "worst";
@@ -892,4 +877,31 @@ fn write_section(
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     println!("[{section}] written to {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A score file is input: a score off the 0..1 scale, or not a number, is an error
+    /// naming its row, not a panic (and not a silent NaN).
+    #[test]
+    fn a_score_file_off_the_scale_is_refused_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("set.csv");
+        std::fs::write(&set, "file,label,attack_type\na.jpg,live,none\nb.jpg,spoof,print\n").unwrap();
+        std::fs::write(dir.path().join("a.jpg"), "").unwrap();
+        std::fs::write(dir.path().join("b.jpg"), "").unwrap();
+        let items = dataset::judged(&set, dataset::SetPaths::default()).unwrap();
+        for bad in ["NaN", "inf", "1.5", "-0.2"] {
+            let scores = dir.path().join("scores.csv");
+            std::fs::write(
+                &scores,
+                format!("file,label,attack_type,status,live_score\na.jpg,live,none,ok,0.5\nb.jpg,spoof,print,ok,{bad}\n"),
+            )
+            .unwrap();
+            let e = samples_from_scores(&scores, &items).unwrap_err();
+            assert!(format!("{e:#}").contains("b.jpg"), "{bad}: {e:#}");
+        }
+    }
 }

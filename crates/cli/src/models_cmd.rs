@@ -173,6 +173,20 @@ fn pull_files(
     })
 }
 
+/// Loads and runs once the pack with `name` as what it declares: a judge in place of the
+/// pack's, or the pack's embedder.
+fn try_model(args: &PipelineArgs, name: &str, embedder: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let m = args.manifest()?;
+    let m = match embedder {
+        true => m.with_embedder(name)?,
+        false => m.with_judges(&[name.to_string()])?,
+    };
+    facelive_pipeline::Pipeline::load(args.pipeline_config()?, &m, args.engines()?)
+        .and_then(|p| p.warm_up())
+        .context("it does not run as declared")
+}
+
 /// `models add`: the entry completed with the file's name, size and sha256, registered,
 /// then loaded and run once; a model that does not run is unregistered again.
 fn add(
@@ -208,31 +222,27 @@ fn add(
         entry.entry(k).or_insert_with(|| toml::Value::from(v));
     }
     let embedder = entry.get("role").and_then(|v| v.as_str()) == Some("embedder");
+    anyhow::ensure!(
+        facelive_models::valid_name(&name),
+        "model name {name:?}: use 1-64 of A-Z a-z 0-9 . _ -, not starting with a dot"
+    );
     let target = dir.join(&stored);
     anyhow::ensure!(!target.exists(), "{} already exists", target.display());
     let local = dir.join(facelive_models::LOCAL_MANIFEST);
     let before = std::fs::read_to_string(&local).ok();
-    Manifest::register_local(dir, entry)?;
-    std::fs::copy(file, &target)?;
-    // Tried as what it declares: a judge in place of the pack's, or the pack's embedder.
-    let tried = args
-        .manifest()
-        .and_then(|m| match embedder {
-            true => Ok(m.with_embedder(&name)?),
-            false => Ok(m.with_judges(std::slice::from_ref(&name))?),
-        })
-        .and_then(|m| {
-            let p =
-                facelive_pipeline::Pipeline::load(args.pipeline_config()?, &m, args.engines()?)?;
-            Ok(p.warm_up()?)
-        });
-    if let Err(e) = tried {
+    let registered = Manifest::register_local(dir, entry)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(std::fs::copy(file, &target).map(drop)?))
+        .and_then(|()| try_model(args, &name, embedder));
+    if let Err(e) = registered {
+        // Whatever step failed, the directory is left as it was found.
         let _ = std::fs::remove_file(&target);
         match before {
             Some(b) => std::fs::write(&local, b)?,
-            None => std::fs::remove_file(&local)?,
+            None if local.exists() => std::fs::remove_file(&local)?,
+            None => {}
         }
-        return Err(e.context(format!("{name} does not run as declared; not registered")));
+        return Err(e.context(format!("{name} not registered")));
     }
     let flag = if embedder { "--embedder" } else { "--judges" };
     println!(

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use facelive_eval::matching::{Comparison, MatchRates, Matching};
@@ -20,6 +20,8 @@ use facelive_pipeline::{
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::dataset::{self, SetPaths};
 
 /// One row of a pairs file.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,7 +39,7 @@ pub struct PairResult {
 }
 
 /// The pairs of `path`, their images' paths checked to stay inside its folder.
-pub fn read_pairs(path: &Path) -> anyhow::Result<(PathBuf, Vec<PairRow>)> {
+pub fn read_pairs(path: &Path, paths: SetPaths) -> anyhow::Result<(PathBuf, Vec<PairRow>)> {
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut rows = Vec::new();
     let mut r =
@@ -45,15 +47,9 @@ pub fn read_pairs(path: &Path) -> anyhow::Result<(PathBuf, Vec<PairRow>)> {
     for (i, row) in r.deserialize::<PairRow>().enumerate() {
         let row = row.with_context(|| format!("{} row {}", path.display(), i + 2))?;
         for p in [&row.a, &row.b] {
-            let inside = Path::new(p)
-                .components()
-                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-            anyhow::ensure!(
-                inside,
-                "{} row {}: {p:?} leaves the pairs file's folder",
-                path.display(),
-                i + 2
-            );
+            paths
+                .resolve(&root, p)
+                .with_context(|| format!("{} row {}", path.display(), i + 2))?;
         }
         anyhow::ensure!(
             row.same_person <= 1,
@@ -192,11 +188,12 @@ pub struct PairsEval<'a> {
     pub pairs: &'a Path,
     pub out: Option<&'a Path>,
     pub threads: Option<usize>,
+    pub paths: SetPaths,
 }
 
 /// `facelive eval --pairs`.
 pub fn eval(e: PairsEval) -> anyhow::Result<()> {
-    let (root, rows) = read_pairs(e.pairs)?;
+    let (root, rows) = read_pairs(e.pairs, e.paths)?;
     let table = e
         .pipeline
         .match_thresholds()
@@ -374,10 +371,10 @@ fn write_scores(path: &Path, results: &[PairResult]) -> anyhow::Result<()> {
     for r in results {
         let v = r.verdict.as_ref().ok();
         w.write_record([
-            csv_cell(&r.row.a),
-            csv_cell(&r.row.b),
+            dataset::csv_cell(&r.row.a),
+            dataset::csv_cell(&r.row.b),
             r.row.same_person.to_string(),
-            csv_cell(&r.row.kind),
+            dataset::csv_cell(&r.row.kind),
             status(r),
             num(v.and_then(|v| v.similarity)),
             num(v.map(|v| v.match_threshold)),
@@ -389,23 +386,15 @@ fn write_scores(path: &Path, results: &[PairResult]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A value from the input file, made inert for spreadsheets: a cell starting with `=`, `+`,
-/// `-` or `@` is read as a formula there, so it gets a leading apostrophe.
-fn csv_cell(v: &str) -> String {
-    match v.chars().next() {
-        Some('=' | '+' | '-' | '@') => format!("'{v}"),
-        _ => v.to_string(),
-    }
-}
-
 /// `facelive calibrate --pairs`: the match thresholds for target FMRs.
 pub fn calibrate(
     pipeline: &Pipeline,
     pairs: &Path,
     targets: [f64; 3],
     threads: Option<usize>,
+    paths: SetPaths,
 ) -> anyhow::Result<MatchThresholds> {
-    let (root, rows) = read_pairs(pairs)?;
+    let (root, rows) = read_pairs(pairs, paths)?;
     let results = run_pairs(pipeline, &root, &rows, 0.0, threads)?;
     let m = Matching::new(&comparisons(&results, &["genuine", "impostor"]));
     let mut chosen = [0f32; 3];

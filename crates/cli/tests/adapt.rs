@@ -14,7 +14,10 @@ fn facelive() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_facelive"));
     c.env("FACELIVE_MODELS_DIR", models_dir())
         .env_remove("FACELIVE_PACK")
-        .env_remove("FACELIVE_CONFIG");
+        .env_remove("FACELIVE_CONFIG")
+        // `domain_copy` links the domain set's folders beside an edited manifest: links
+        // out of the manifest's folder, which adapt refuses unless told.
+        .env("FACELIVE_ALLOW_OUTSIDE_SET", "true");
     c
 }
 

@@ -42,7 +42,7 @@ fn serve(port: u16, extra: &[&str]) -> Killed {
 }
 
 /// Every 6th live and spoof image of the dev set, and the bona fide image without a face:
-/// a manifest of absolute paths.
+/// a manifest of absolute paths (so `eval` is given `--allow-outside-set`).
 fn subset(dir: &Path) -> PathBuf {
     let dev = dev_dir();
     let text = std::fs::read_to_string(dev.join("manifest.csv")).unwrap();
@@ -67,6 +67,7 @@ fn eval(manifest: &Path, out: &Path, extra: &[&str], key: &str) -> std::process:
         .arg(manifest)
         .arg("--out")
         .arg(out)
+        .arg("--allow-outside-set")
         .args(extra)
         .output()
         .unwrap()

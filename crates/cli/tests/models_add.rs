@@ -155,6 +155,23 @@ fn a_model_declared_in_a_spec_is_registered_and_judges() {
     assert!(list.contains("customer_judge"), "{list}");
     // A second add of the same name is refused.
     assert!(!add("2").status.success());
+    // A name that is no file name (a NUL byte, a path) is refused; nothing is left behind.
+    let registered = std::fs::read_to_string(models.join("local-models.toml")).unwrap();
+    for bad in ["bad\\u0000name", "../escape", ".hidden", ""] {
+        let spec = dir.path().join("bad.toml");
+        let text = SPEC.replace("CLASSES", "2").replace("customer_judge", bad);
+        std::fs::write(&spec, text).unwrap();
+        let o = facelive(
+            &models,
+            &["models", "add", onnx.to_str().unwrap(), "--spec", spec.to_str().unwrap()],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("model name"), "{bad}: {err}");
+        let now = std::fs::read_to_string(models.join("local-models.toml")).unwrap();
+        assert_eq!(now, registered, "{bad}: local-models.toml changed");
+    }
+    let files = std::fs::read_dir(&models).unwrap().count();
+    assert_eq!(files, 6, "four pack files, the added model, local-models.toml");
 
     // The new pack judges: its pack name and its model's score in the verdict.
     let img = dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");

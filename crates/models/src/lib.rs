@@ -12,7 +12,7 @@ pub use adapted::{
 pub use manifest::{
     Activation, Colour, CropSpec, DetectorSpec, EmbedderSpec, Family, FeatureSpec, HeadSpec,
     InputSpec, JudgeSpec, Layout, Manifest, MatchThresholds, ModelSpec, OutputSpec, Outside, Pack,
-    Resize, Role, LOCAL_MANIFEST,
+    Resize, Role, LOCAL_MANIFEST, valid_name,
 };
 pub use pull::{pull, PullOutcome, PullReport};
 pub use verify::{verify, verify_file, FileStatus};

@@ -9,6 +9,16 @@ const BUILTIN: &str = include_str!("../manifest.toml");
 /// The customer's models, registered by `facelive models add`, in the models directory.
 pub const LOCAL_MANIFEST: &str = "local-models.toml";
 
+/// A model name fit for a file name, a flag value and a log line: 1-64 of `[A-Za-z0-9._-]`,
+/// not starting with a dot (`models add` stores the file as `NAME.onnx`).
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// `local-models.toml`: model entries only (the pack stays the built-in one unless
 /// `--judges` names others).
 #[derive(Debug, Default, Clone, serde::Serialize, Deserialize)]
@@ -427,6 +437,12 @@ impl Manifest {
         for m in &self.models {
             if m.sha256.len() != 64 || hex::decode(&m.sha256).is_err() {
                 return bad(format!("{}: sha256 must be 64 hex digits", m.name));
+            }
+            if !valid_name(&m.name) {
+                return bad(format!(
+                    "model name {:?}: use 1-64 of A-Z a-z 0-9 . _ -, not starting with a dot",
+                    m.name
+                ));
             }
             if m.file.contains('/') || m.file.contains('\\') || m.file.starts_with('.') {
                 return bad(format!("{}: file must be a plain file name", m.name));

@@ -242,3 +242,37 @@ pub mod server {
         }
     }
 }
+
+/// Runs `f` on a thread of its own inside a new network namespace whose only interface is
+/// loopback (threads and processes it starts inherit the namespace). Every test that makes
+/// facelive connect to a URL it was given runs here: a guard that failed could then reach
+/// nothing off the machine. Needs root (CAP_SYS_ADMIN), as CI has.
+pub fn loopback_only<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let inside = std::thread::spawn(move || {
+        // SAFETY: unshare with CLONE_NEWNET moves only the calling thread to a new network
+        // namespace; it touches no memory.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {} (URL tests run as root, as CI does)",
+            std::io::Error::last_os_error()
+        );
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("ip (iproute2) brings loopback up");
+        assert!(up.success(), "ip link set lo up: {up}");
+        let links = std::process::Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .expect("ip link show");
+        let links = String::from_utf8_lossy(&links.stdout).to_string();
+        assert_eq!(links.lines().count(), 1, "only loopback: {links}");
+        f()
+    });
+    match inside.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}

@@ -183,46 +183,22 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Runs an async test on a thread of its own inside a new network namespace whose only
-/// interface is loopback, with a runtime of its own (threads it starts inherit the
-/// namespace). Every test that makes the server fetch a URL runs here: a URL guard that
-/// failed could then reach nothing off the machine. Needs root (CAP_SYS_ADMIN), as CI has.
+/// Runs an async test inside a loopback-only network namespace
+/// ([`facelive_testdata::loopback_only`]) with a runtime of its own. Every test that makes
+/// the server fetch a URL runs here.
 pub fn in_loopback_namespace<F, Fut>(test: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let inside = std::thread::spawn(move || {
-        // SAFETY: unshare with CLONE_NEWNET moves only the calling thread to a new network
-        // namespace; it touches no memory.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET): {} (URL tests run as root, as CI does)",
-            std::io::Error::last_os_error()
-        );
-        let up = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("ip (iproute2) brings loopback up");
-        assert!(up.success(), "ip link set lo up: {up}");
-        let links = std::process::Command::new("ip")
-            .args(["-o", "link", "show"])
-            .output()
-            .expect("ip link show");
-        let links = String::from_utf8_lossy(&links.stdout).to_string();
-        assert_eq!(links.lines().count(), 1, "only loopback: {links}");
+    facelive_testdata::loopback_only(move || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap()
-            .block_on(test());
-    });
-    if let Err(panic) = inside.join() {
-        std::panic::resume_unwind(panic);
-    }
+            .block_on(test())
+    })
 }
 
 /// A tiny HTTP server on 127.0.0.1, on a port NHN's rule allows (10000-12000):
