@@ -42,6 +42,15 @@ for g in k.get("secretGenerator", []):
     doc = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": g["name"], "namespace": k["namespace"]}, "data": data}
     (out / f"{g['name']}.yaml").write_text(yaml.safe_dump(doc))
 (out / "files").write_text("\n".join(str(f) for f in files) + "\n")
+# The server's own shutdown (drain + shutdown_timeout + the audit queue's 3 s) must end
+# before Kubernetes kills the pod, or the queue's lines are lost.
+import tomllib
+serve = tomllib.loads((src / "facelive.toml").read_text())["serve"]
+dep = yaml.safe_load((src / "deployment.yaml").read_text())
+grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+ends = serve["drain"] + serve["shutdown_timeout"] + 3
+assert ends < grace, f"shutdown takes up to {ends} s, the grace period is {grace} s"
+print(f"shutdown ends within {ends} s, under the {grace} s grace period")
 PY
 mapfile -t files < "$work/files"
 for v in ${K8S_VERSIONS:-1.28.0 1.33.0}; do

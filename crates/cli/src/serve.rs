@@ -69,7 +69,7 @@ pub struct ServeArgs {
     /// The audit file is rotated before it passes this many bytes.
     #[arg(long, env = "FACELIVE_AUDIT_LOG_MAX_BYTES", default_value_t = AuditConfig::default().max_bytes)]
     pub audit_log_max_bytes: u64,
-    /// Rotated audit files kept (PATH.1 is the newest).
+    /// Rotated audit files kept (PATH.1 is the newest; at most 1000).
     #[arg(long, env = "FACELIVE_AUDIT_LOG_KEEP", default_value_t = AuditConfig::default().keep)]
     pub audit_log_keep: usize,
     /// Images judged at once (0: the number of cores).
@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// A second signal stops at once.
     #[arg(long, env = "FACELIVE_DRAIN", default_value_t = Connections::default().drain.as_secs())]
     pub drain: u64,
+    /// Seconds after the drain that requests in flight have to finish before the server
+    /// stops regardless (idle connections close at once; the audit trail then gets 3 s
+    /// more). drain + this + 3 must stay under the pod's termination grace period.
+    #[arg(long, env = "FACELIVE_SHUTDOWN_TIMEOUT", default_value_t = Connections::default().shutdown_timeout.as_secs())]
+    pub shutdown_timeout: u64,
     /// Native API body limit, bytes.
     #[arg(long, env = "FACELIVE_NATIVE_MAX_BODY", default_value_t = Limits::default().native_body)]
     pub native_max_body: usize,
@@ -174,6 +179,12 @@ fn parse_ports(s: &str) -> anyhow::Result<Vec<std::ops::RangeInclusive<u16>>> {
 
 impl ServeArgs {
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        anyhow::ensure!(
+            self.audit_log_keep <= facelive_router::audit::MAX_KEEP,
+            "--audit-log-keep {} is above {}: each rotation renames every kept file",
+            self.audit_log_keep,
+            facelive_router::audit::MAX_KEEP
+        );
         let keys = Keys {
             native: self.api_key.clone(),
             nhn_app_key: self.nhn_app_key.clone(),
@@ -230,6 +241,7 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
                 drain: Duration::from_secs(self.drain),
+                shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             },
             sessions: SessionConfig {
                 secret: self.session_secret.clone(),
@@ -268,7 +280,7 @@ pub fn run(args: &PipelineArgs, mut a: ServeArgs, m: &ArgMatches) -> anyhow::Res
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -283,7 +295,10 @@ pub fn run(args: &PipelineArgs, mut a: ServeArgs, m: &ArgMatches) -> anyhow::Res
         facelive_router::serve(state, listener, shutdown_signal()).await?;
         eprintln!("facelive stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Connections past the shutdown deadline are abandoned, not waited for.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    served
 }
 
 async fn shutdown_signal() {

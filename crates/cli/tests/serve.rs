@@ -279,3 +279,70 @@ fn the_server_runs_with_transparent_huge_pages_off() {
         "{line:?}"
     );
 }
+
+/// A trail whose sink is slow (a FIFO read by no one, as a log shipper under
+/// back-pressure): the lines of requests answered 200 queue up behind it. At SIGTERM the
+/// queue is drained before the process exits (`read_after` 0: the reader comes back at
+/// once), or, when the sink stays stuck past the deadline, what is left is counted in the
+/// log: lines read + lines counted = requests answered, nothing lost uncounted.
+fn trail_at_sigterm(read_after: Duration) -> (usize, usize, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("trail");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // The server's open blocks until a reader opens: open it first, on a thread.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
+    };
+    let audit = fifo.to_str().unwrap().to_string();
+    let (mut server, port, log) = logged_server(&[
+        ("FACELIVE_NO_AUTH", "true"),
+        ("FACELIVE_DRAIN", "0"),
+        ("FACELIVE_AUDIT_LOG", &audit),
+    ]);
+    let mut trail = reader.join().unwrap();
+    let image = facelive_testdata::dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
+    let url = format!("http://127.0.0.1:{port}/v1/liveness");
+    // 400 requests, 4 at a time (curl's own --parallel mangles multipart uploads).
+    let codes = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "seq 400 | xargs -P4 -I%% curl -s -o /dev/null -w '%{{http_code}}\\n' -F image=@{} {url}",
+            image.display()
+        ))
+        .output()
+        .unwrap();
+    let answered = String::from_utf8_lossy(&codes.stdout)
+        .lines()
+        .filter(|c| *c == "200")
+        .count();
+    assert!(answered > 300, "{answered} of 400 answered 200");
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    std::thread::sleep(read_after);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut trail, &mut text).unwrap();
+    assert!(server.0.wait().unwrap().success());
+    let lines = text.lines().filter(|l| l.ends_with('}')).count();
+    (answered, lines, std::fs::read_to_string(log.path()).unwrap())
+}
+
+#[test]
+fn sigterm_drains_the_audit_queue_behind_a_slow_sink() {
+    let (answered, lines, _) = trail_at_sigterm(Duration::ZERO);
+    assert_eq!(lines, answered, "every answered request has its line");
+}
+
+#[test]
+fn audit_lines_a_stuck_sink_never_takes_are_counted_at_shutdown() {
+    let (answered, lines, log) = trail_at_sigterm(Duration::from_secs(6));
+    let counted: usize = log
+        .lines()
+        .find(|l| l.contains("were not written"))
+        .and_then(|l| l.split("lines=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no count of lines left in the log: {log}"));
+    assert!(lines < answered, "the sink took everything: nothing to count");
+    assert_eq!(lines + counted, answered, "read {lines} + counted {counted}");
+}

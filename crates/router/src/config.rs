@@ -201,6 +201,11 @@ pub struct Connections {
     /// accepted and served, so that load balancers and Kubernetes take the server out of
     /// rotation before its listener closes. Requests in flight then finish.
     pub drain: Duration,
+    /// After the drain, how long connections with requests in flight have to finish
+    /// (hyper closes idle ones at once); then the server stops, whatever a client that
+    /// never reads its answers still holds. Drain + this + [`crate::AUDIT_DRAIN`] stays
+    /// under the Deployment's grace period.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Connections {
@@ -214,6 +219,8 @@ impl Default for Connections {
             // Endpoint removal reaches kube-proxy and ingresses within a few seconds; a
             // load balancer checking `/ready` every second sees it sooner.
             drain: Duration::from_secs(5),
+            // The request timeout's worth: every request admitted can still finish.
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -13,6 +13,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// A connection without a request this long after it was accepted counts as silent: a
+/// client that means to send one has sent its headers well before.
+const SILENT_AFTER: Duration = Duration::from_secs(1);
+
 /// One connection's requests in flight and when it was last busy.
 pub(crate) struct Activity {
     epoch: Instant,
@@ -46,6 +50,14 @@ impl Activity {
     pub(crate) fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         Busy(self.clone())
+    }
+
+    /// Open for [`SILENT_AFTER`] without ever carrying a request: what a client that
+    /// means to send one does not do.
+    fn silent(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+            && self.last_done_ms.load(Ordering::SeqCst) == u64::MAX
+            && self.epoch.elapsed() >= SILENT_AFTER
     }
 
     /// When it fell idle, or `None` while a request is in flight.
@@ -118,14 +130,17 @@ impl Registry {
         }
     }
 
-    /// Asks the connection idle the longest to close (and forgets it, so that it is not
-    /// chosen twice); false when every one is busy.
+    /// Asks an idle connection to close (and forgets it, so that it is not chosen twice):
+    /// a silent one first (no request in its first second), the one open the longest among
+    /// them, then the one idle the longest of the others. Silent connections opened in
+    /// bulk thus make room among themselves before a client's reused keep-alive connection
+    /// is closed under it. False when every one is busy.
     pub(crate) fn evict_oldest_idle(&self) -> bool {
         let mut open = self.lock();
         let oldest = open
             .iter()
-            .filter_map(|(id, a)| a.idle_since().map(|t| (t, *id)))
-            .min_by_key(|(t, _)| *t);
+            .filter_map(|(id, a)| a.idle_since().map(|t| ((!a.silent(), t), *id)))
+            .min_by_key(|(key, _)| *key);
         match oldest.and_then(|(_, id)| open.remove(&id)) {
             Some(a) => {
                 a.close.notify_one();
@@ -207,5 +222,30 @@ mod tests {
         assert!(young_closed.is_err(), "only the oldest is asked");
         drop((old, young));
         assert!(!r.evict_oldest_idle(), "a busy connection is never evicted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_goes_before_a_keep_alive_one_idle_longer() {
+        // (A connection just accepted is not silent yet: it goes by its idle time.)
+        let r = Arc::new(Registry::default());
+        let used = r.enter();
+        drop(used.activity.begin());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let silent = r.enter();
+        tokio::time::sleep(SILENT_AFTER).await;
+        assert!(r.evict_oldest_idle());
+        let first = Duration::from_secs(1000);
+        let closes = |e: &Entry| {
+            let a = e.activity.clone();
+            async move {
+                tokio::time::timeout(Duration::from_millis(1), a.expired(first, first))
+                    .await
+                    .is_ok()
+            }
+        };
+        assert!(closes(&silent).await, "the silent one is asked to close");
+        assert!(!closes(&used).await, "the keep-alive one stays");
+        assert!(r.evict_oldest_idle(), "then the keep-alive one may go");
+        assert!(closes(&used).await);
     }
 }

@@ -59,6 +59,10 @@ pub const SESSIONS: &str = "/v1/sessions";
 /// The public keys of session attestations.
 pub const JWKS: &str = "/.well-known/jwks.json";
 
+/// How long the audit trail's queue may take to reach its sink at shutdown, after the
+/// connections are done: what is left then is counted and logged.
+pub const AUDIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The longest client `X-Request-Id` kept (it goes into logs and answers).
 pub const MAX_REQUEST_ID: usize = 128;
 
@@ -208,6 +212,11 @@ impl AppState {
         self.templates
             .open(template, sha)
             .map_err(ApiError::Template)
+    }
+
+    /// Whether the audit trail's last write failed (`/ready` then says so).
+    pub(crate) fn audit_failing(&self) -> bool {
+        self.audit.as_ref().is_some_and(|a| a.failing())
     }
 
     /// One of `key`'s in-flight places, held by the caller until it answers.
@@ -468,7 +477,11 @@ pub async fn serve(
     warm_up(&state)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    serve_connections(state, listener, shutdown).await
+    serve_connections(state.clone(), listener, shutdown).await?;
+    if let Some(trail) = &state.audit {
+        trail.drain(AUDIT_DRAIN).await;
+    }
+    Ok(())
 }
 
 /// A place for a new connection: a free one, or the one the connection idle the longest
@@ -563,6 +576,14 @@ pub async fn serve_connections(
             drop(place);
         });
     }
-    graceful.shutdown().await;
+    // New connections are refused from now on, not accepted by the kernel to hang.
+    drop(listener);
+    let stopping = graceful.shutdown();
+    if tokio::time::timeout(conn.shutdown_timeout, stopping).await.is_err() {
+        tracing::warn!(
+            seconds = conn.shutdown_timeout.as_secs(),
+            "connections still busy at the shutdown deadline are closed"
+        );
+    }
     Ok(())
 }

@@ -33,6 +33,8 @@ pub async fn health() -> Json<Value> {
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let status = if state.draining.load(Ordering::SeqCst) {
         "draining"
+    } else if state.audit_failing() {
+        "audit failing"
     } else if state.ready.load(Ordering::SeqCst) {
         return Json(json!({"status": "ready"})).into_response();
     } else {

@@ -159,7 +159,7 @@ async fn an_audit_path_that_cannot_be_written_fails_at_start() {
 }
 
 /// A trail that cannot be written (a full disk: /dev/full) never fails a request; the lost
-/// lines are counted in /metrics.
+/// lines are counted in /metrics, and `/ready` says the trail is failing.
 #[tokio::test]
 async fn a_failing_trail_never_fails_a_request_and_is_counted() {
     let mut cfg = config();
@@ -195,4 +195,9 @@ async fn a_failing_trail_never_fails_a_request_and_is_counted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(counted.ends_with(" 1"), "{counted:?}");
+    // The replica says it cannot keep its trail: out of rotation until a write succeeds.
+    let ready = s.client.get(format!("{}/ready", s.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "audit failing");
 }

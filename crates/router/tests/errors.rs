@@ -828,6 +828,46 @@ async fn at_the_limit_the_oldest_idle_connection_makes_room() {
     assert_eq!(n, 0, "{}", String::from_utf8_lossy(&out));
 }
 
+/// Whether `GET /health` on this open connection is answered 200.
+async fn health_on(c: &mut tokio::net::TcpStream) -> bool {
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))
+        .await
+        .map_or(0, |r| r.unwrap_or(0));
+    String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
+}
+
+/// Silent connections opened in bulk at the limit make room among themselves: a client's
+/// keep-alive connection that already carried a request, idle longer than any of them,
+/// still carries its next one.
+#[tokio::test]
+async fn silent_connections_at_the_limit_do_not_push_out_a_keep_alive_client() {
+    let mut cfg = config();
+    cfg.connections.max_connections = 8;
+    let s = start(cfg).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut keep_alive = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(health_on(&mut keep_alive).await);
+    let mut silent = Vec::new();
+    for _ in 0..7 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Past a second without a request they count as silent; seven more arrive.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for _ in 0..7 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        health_on(&mut keep_alive).await,
+        "the keep-alive connection was closed to make room"
+    );
+}
+
 /// With a decode budget smaller than one camera frame, concurrent requests and an image
 /// many times the budget are still all answered: each waits its turn, none is lost.
 #[tokio::test]

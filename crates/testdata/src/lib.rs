@@ -276,3 +276,36 @@ pub fn loopback_only<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
+
+/// Runs `f` on a thread of its own inside a new mount namespace, with `f`'s argument a
+/// fresh tmpfs of `bytes` (rounded up to pages): a disk that fills up, for the tests of
+/// what facelive does when writes fail part-way. Needs root, as CI has.
+pub fn on_small_disk<T: Send + 'static>(
+    bytes: usize,
+    f: impl FnOnce(&Path) -> T + Send + 'static,
+) -> T {
+    let inside = std::thread::spawn(move || {
+        // SAFETY: unshare with CLONE_NEWNS gives the calling thread its own mount table
+        // (and its own filesystem attributes); it touches no memory.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+        assert_eq!(rc, 0, "unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new(args[0]).args(&args[1..]).status();
+            assert!(ok.is_ok_and(|s| s.success()), "{args:?}");
+        };
+        // Mounts made here must not reach the host's table.
+        run(&["mount", "--make-rprivate", "/"]);
+        let dir = std::env::temp_dir().join(format!("facelive-small-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir_s = dir.to_str().unwrap().to_string();
+        run(&["mount", "-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", &dir_s]);
+        let out = f(&dir);
+        run(&["umount", &dir_s]);
+        let _ = std::fs::remove_dir(&dir);
+        out
+    });
+    match inside.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
