@@ -88,8 +88,10 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// The engines a build can run, chosen at run time (`--backend`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The engines a build can run, chosen at run time (`--backend`), named by
+/// [`as_str`](Self::as_str) in flags, files and answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// tract-onnx: pure Rust, compiled in, nothing to install.
     Tract,
@@ -107,12 +109,23 @@ impl EngineKind {
         }
     }
 
+    /// The engine named `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
     /// Whether this build carries the engine (its cargo feature was on).
     pub fn compiled_in(self) -> bool {
         match self {
             EngineKind::Tract => cfg!(feature = "tract"),
             EngineKind::Ort => cfg!(feature = "ort"),
         }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

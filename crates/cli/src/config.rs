@@ -44,13 +44,13 @@ pub struct PipelineArgs {
     pub detect_mode: DetectMode,
     /// Engine for the face detector: `tract` (pure Rust, built in) or `ort` (ONNX Runtime,
     /// loaded from libonnxruntime.so at run time; about 3x faster on the detector).
-    #[arg(long, env = "FACELIVE_BACKEND", global = true, value_enum, default_value_t = Engine::Tract)]
-    pub backend: Engine,
+    #[arg(long, env = "FACELIVE_BACKEND", global = true, value_parser = engine, default_value_t = EngineKind::Tract)]
+    pub backend: EngineKind,
     /// Engine for the anti-spoof models (default: tract, whatever `--backend` says: with
     /// facelive's PReLU rewrite it runs MiniFASNet faster than ONNX Runtime, see
     /// docs/BENCHMARKS.md).
-    #[arg(long, env = "FACELIVE_JUDGE_BACKEND", global = true, value_enum)]
-    pub judge_backend: Option<Engine>,
+    #[arg(long, env = "FACELIVE_JUDGE_BACKEND", global = true, value_parser = engine)]
+    pub judge_backend: Option<EngineKind>,
     /// The ONNX Runtime library for `--backend ort` (default: libonnxruntime.so from the
     /// dynamic loader's search path).
     #[arg(long, env = "ORT_DYLIB_PATH", global = true)]
@@ -87,27 +87,12 @@ pub struct Sections {
     pub serve: Option<toml::Table>,
 }
 
-/// The engines chosen for inference, a closed set of the build's engines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    Tract,
-    Ort,
-}
-
-impl Engine {
-    pub fn as_str(self) -> &'static str {
-        EngineKind::from(self).as_str()
-    }
-}
-
-impl From<Engine> for EngineKind {
-    fn from(e: Engine) -> Self {
-        match e {
-            Engine::Tract => EngineKind::Tract,
-            Engine::Ort => EngineKind::Ort,
-        }
-    }
+/// `--backend` and `--judge-backend`: one of the build's engines, by name.
+fn engine(name: &str) -> Result<EngineKind, String> {
+    EngineKind::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = EngineKind::ALL.iter().map(|e| e.as_str()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "facelive.toml";
@@ -252,8 +237,8 @@ impl PipelineArgs {
     }
 
     /// The engines chosen for the detector and the judges, from flags, environment and file.
-    pub fn engine_choice(&self) -> anyhow::Result<(Engine, Engine)> {
-        Ok((self.backend, self.judge_backend.unwrap_or(Engine::Tract)))
+    pub fn engine_choice(&self) -> anyhow::Result<(EngineKind, EngineKind)> {
+        Ok((self.backend, self.judge_backend.unwrap_or(EngineKind::Tract)))
     }
 
     /// The engines that run the detector and the judges, loaded.
@@ -263,11 +248,11 @@ impl PipelineArgs {
             library: self.ort_library.clone(),
             threads: self.ort_threads,
         };
-        let detector = ort.backend(backend.into())?;
+        let detector = ort.backend(backend)?;
         let judge = if judge_backend == backend {
             detector.clone()
         } else {
-            ort.backend(judge_backend.into())?
+            ort.backend(judge_backend)?
         };
         Ok(Engines { detector, judge })
     }

@@ -749,6 +749,24 @@ impl Pictures<'_> {
     }
 }
 
+/// Which APCER a calibration target holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Apcer {
+    /// Over all attacks together.
+    Pooled,
+    /// The worst species's (ISO/IEC 30107-3's headline).
+    Worst,
+}
+
+impl Apcer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Apcer::Pooled => "pooled",
+            Apcer::Worst => "worst",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// A manifest CSV or a folder with live/ and spoof/<species>/.
@@ -770,8 +788,8 @@ pub struct CalibrateArgs {
     pub strict: f64,
     /// Which APCER meets the targets: `pooled` over all attacks, or the `worst` species
     /// (ISO's headline; needs many attacks of every species to be meaningful).
-    #[arg(long, default_value = "pooled", value_parser = ["pooled", "worst"])]
-    pub apcer: String,
+    #[arg(long, value_enum, default_value_t = Apcer::Pooled)]
+    pub apcer: Apcer,
     /// Thresholds are multiples of this.
     #[arg(long, default_value_t = 0.05)]
     pub step: f32,
@@ -813,13 +831,9 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
     let (_, results) = collect(&pipeline, &source, a.scores.as_deref(), a.threads, a.paths)?;
     let samples: Vec<Sample> = results.into_iter().map(|(s, _)| s).collect();
     let e = Evaluation::new(&samples);
-    let worst = a.apcer == "worst";
-    let pick = |r: &AtThreshold| {
-        if worst {
-            r.apcer_worst.value
-        } else {
-            r.apcer_pooled.value
-        }
+    let pick = |r: &AtThreshold| match a.apcer {
+        Apcer::Worst => r.apcer_worst.value,
+        Apcer::Pooled => r.apcer_pooled.value,
     };
     let mut chosen = Vec::new();
     for (name, target) in [
@@ -830,7 +844,7 @@ pub fn calibrate(args: &PipelineArgs, a: CalibrateArgs) -> anyhow::Result<ExitCo
         let r = e.threshold_for(target, a.step, pick);
         println!(
             "{name:<9} target APCER ({}) <= {:.3}: threshold {:.2} (APCER {:.3}, worst species {:.3}, BPCER {:.3})",
-            a.apcer, target, r.threshold, r.apcer_pooled.value, r.apcer_worst.value, r.bpcer.value
+            a.apcer.as_str(), target, r.threshold, r.apcer_pooled.value, r.apcer_worst.value, r.bpcer.value
         );
         chosen.push((name, r.threshold));
     }

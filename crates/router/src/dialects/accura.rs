@@ -1,7 +1,7 @@
 //! Accura Scan: `POST /v2/api/liveness`, `Api-Key` header, multipart file field
 //! `liveness_image` (at most 1 MB), or the browser form some integrations send: JSON
-//! `{"liveness_image": "data:image/jpeg;base64,..."}`. The score is a percentage; above 55% is live (the
-//! vendor's rule). Accura does not publish its response fields; facelive's are:
+//! `{"liveness_image": "data:image/jpeg;base64,..."}`. The score is a percentage; 55% or above is live (the
+//! vendor's threshold). Accura does not publish its response fields; facelive's are:
 //!
 //! success: `{"status": "success", "message", "request_id", "liveness_score": 97.31,
 //! "threshold": 55.0, "liveness_status": "live" | "spoof" | "retry", "retry_reason"}`;
@@ -83,10 +83,12 @@ pub async fn liveness(
         Ok(v) => {
             let threshold = threshold_percent();
             let percent = v.live_score.map(|s| (s * 10000.0).round() / 100.0);
-            let (status, message) = match (v.outcome, percent) {
-                (Outcome::Retry, _) | (_, None) => ("retry", super::retry_message(&v)),
-                (_, Some(p)) if p > threshold => ("live", "live face"),
-                _ => ("spoof", "presentation attack"),
+            // The pipeline's one decision (at the vendor's threshold, score >= 0.55), so
+            // that the answer, the metrics and the audit trail never disagree.
+            let (status, message) = match v.outcome {
+                Outcome::Retry => ("retry", super::retry_message(&v)),
+                Outcome::Live => ("live", "live face"),
+                Outcome::Spoof => ("spoof", "presentation attack"),
             };
             Json(Success {
                 status: "success",

@@ -203,7 +203,7 @@ pub static ACCURA: Dialect = Dialect {
         paths: &["/v2/api/liveness"],
         label: "accura",
         purpose: Purpose::Verdict,
-        // The vendor's rule: above 55% is live.
+        // The vendor's threshold: 55% (decided as every threshold is, score >= 55%).
         decision: Decision::Vendor(0.55),
         handler: || post(accura::liveness),
     }],
