@@ -10,7 +10,8 @@
 //! over input channels in order (fused multiply-adds), then the bias: the order tract's
 //! kernels add in, and on the dev set every output is identical to theirs.
 //!
-//! Only built where the CPU has AVX-512F (elsewhere tract's kernels stay).
+//! Compiled on every x86-64 build; the rewrite that puts it in a plan happens only where
+//! the CPU running the plan has AVX-512F (elsewhere tract's kernels stay).
 
 use std::arch::x86_64::*;
 
