@@ -26,6 +26,9 @@ def modules(src):
 
 
 def strip(text):
+    # Unit tests (`#[cfg(test)] mod tests`, at a file's end by convention) are a module of
+    # their own whose `super` is the file: not the file's imports.
+    text = text.split("#[cfg(test)]\nmod tests")[0]
     text = re.sub(r"//[^\n]*", "", text)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
@@ -98,7 +101,7 @@ def graph(crate):
             # A parent's `mod child;` is no import, but naming a child's items is, and so
             # is a child naming its parent's (`super::X`): both are files leaning on
             # each other. The crate root's re-exports count as their module.
-            if target != here and target != ():
+            if target != here:
                 edges[here].add(target)
     return mods, edges
 
