@@ -270,9 +270,12 @@ impl Product<'_> {
             let rows = (self.bias.len() - first).min(ROWS);
             for col in (0..n).step_by(COLS) {
                 let width = (n - col).min(COLS);
+                // SAFETY: this function's own contract (AVX-512F, `x` of `k` rows of `n`),
+                // and `col + width <= n` by the loop.
                 let acc = unsafe { self.tile(weights, x, col, width) };
                 for (r, sums) in acc.iter().take(rows).enumerate() {
                     let row = &mut out[(first + r) * n + col..][..width];
+                    // SAFETY: AVX-512F as above; `row` holds exactly `width` values.
                     unsafe { store(sums, self.bias[first + r], row) };
                 }
             }
@@ -298,6 +301,8 @@ impl Product<'_> {
         for (i, w) in weights.chunks_exact(ROWS).enumerate() {
             // Masked lanes are not read: the pointer past `x`'s end is never dereferenced.
             let at = x.as_ptr().wrapping_add(i * self.pixels + col);
+            // SAFETY: AVX-512F (the contract); the masks enable only lanes below `width`,
+            // whose addresses `col + width <= pixels` keeps inside row `i` of `x`.
             let (x0, x1) = unsafe {
                 (
                     _mm512_maskz_loadu_ps(lo, at),

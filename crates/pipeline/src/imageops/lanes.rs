@@ -95,8 +95,8 @@ fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 
 pub(super) fn empty_lanes(acc: &[[f32; LANES]], rows: &mut [f32], n: usize) {
     let len = acc.len();
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    // SAFETY: this build's CPU baseline has AVX2.
     let done = match n == LANES {
+        // SAFETY: this build's CPU baseline has AVX2.
         true => unsafe { empty_lanes_avx2(acc, rows) },
         false => 0,
     };

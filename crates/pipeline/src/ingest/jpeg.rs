@@ -132,6 +132,7 @@ fn strict_errors() -> jpeg_error_mgr {
     // SAFETY: jpeg_std_error fills in every field of the struct it is given, which is how
     // libjpeg documents making an error manager; all-zero is a valid value before that.
     let mut err: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    // SAFETY: `err` is a valid, exclusively borrowed error manager for it to fill.
     unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
     err.error_exit = Some(fail);
     err.emit_message = Some(warn);
@@ -156,6 +157,8 @@ fn message(cinfo: &mut jpeg_common_struct) -> String {
     let format = unsafe { (*cinfo.err).format_message };
     let buffer = [0u8; 80];
     if let Some(format) = format {
+        // SAFETY: libjpeg's own formatter, on its own struct, into a buffer of the 80
+        // bytes it writes at most.
         unsafe { format(cinfo, &buffer) };
     }
     let text = buffer.split(|&b| b == 0).next().unwrap_or_default();
