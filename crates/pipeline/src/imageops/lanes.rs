@@ -185,6 +185,7 @@ unsafe fn round_to_bytes_avx2(acc: &[f32], out: &mut [u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     /// Every value from -1 to 300 in steps of 1/1024, each half-way value and its
     /// neighbours one ulp away, and the float just under a half, round as `f32::round`.
@@ -205,6 +206,48 @@ mod tests {
         round_to_bytes(&values, &mut out);
         for (v, o) in values.iter().zip(&out) {
             assert_eq!(*o, v.round().clamp(0.0, 255.0) as u8, "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any number of columns (whole groups of eight on the AVX2 path, then a scalar
+        /// tail), any bytes: the block's rows column by column, and back again.
+        #[test]
+        fn filling_and_emptying_lanes_transpose_exactly(
+            (len, bytes) in (1usize..70).prop_flat_map(|len| {
+                (proptest::strategy::Just(len), proptest::collection::vec(proptest::num::u8::ANY, len * LANES))
+            })
+        ) {
+            let rows: Vec<&[u8]> = bytes.chunks_exact(len).collect();
+            let src: [&[u8]; LANES] = std::array::from_fn(|r| rows[r]);
+            let mut cols = vec![[f32::NAN; LANES]; len];
+            fill_lanes(&src, &mut cols);
+            for (k, col) in cols.iter().enumerate() {
+                for r in 0..LANES {
+                    proptest::prop_assert_eq!(col[r], src[r][k] as f32);
+                }
+            }
+            for n in [LANES, 3] {
+                let mut back = vec![f32::NAN; len * LANES];
+                empty_lanes(&cols, &mut back, n);
+                for r in 0..n {
+                    for k in 0..len {
+                        proptest::prop_assert_eq!(back[r * len + k], src[r][k] as f32);
+                    }
+                }
+            }
+        }
+
+        /// Any values, any length: each byte as `f32::round` and a clamp make it.
+        #[test]
+        fn any_values_round_to_bytes_as_the_definition(
+            values in proptest::collection::vec(-20f32..300f32, 0..70)
+        ) {
+            let mut out = vec![0u8; values.len()];
+            round_to_bytes(&values, &mut out);
+            for (v, o) in values.iter().zip(&out) {
+                proptest::prop_assert_eq!(*o, v.round().clamp(0.0, 255.0) as u8);
+            }
         }
     }
 }
