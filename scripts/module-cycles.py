@@ -38,6 +38,8 @@ def paths_in(text):
     """Every path that starts with crate:: or super::, with `use` groups expanded."""
     found = []
     for m in re.finditer(r"\b(crate|super)((?:::(?:super|[A-Za-z_][A-Za-z0-9_]*))*)(::\{)?", text):
+        if not m.group(2) and not m.group(3):
+            continue  # `pub(crate)`, `pub(super)`: visibility, not a path
         head = [m.group(1)] + [p for p in m.group(2).split("::") if p]
         if m.group(3):
             depth, i = 1, m.end()
@@ -46,9 +48,8 @@ def paths_in(text):
                 i += 1
             for part in re.split(r",", re.sub(r"\{[^{}]*\}", "", text[m.end():i - 1])):
                 seg = [p for p in part.strip().split("::") if p and p != "self"]
-                found.append(head + seg[:1])
-            if not found or found[-1] != head:
-                found.append(head)
+                if seg:
+                    found.append(head + seg[:1])
         else:
             found.append(head)
     return found

@@ -14,10 +14,10 @@ use serde::Serialize;
 use crate::embed::{Embedder, Embedding};
 use crate::ingest::{self, ImageInfo};
 use crate::quality::{self, QualityCheck, RetryReason};
-use crate::{
-    blocking, ms, CheckOptions, JudgedFace, Landmarks, OperatingPoint, Outcome, Pipeline,
-    PipelineError, Verdict,
-};
+use crate::check::{blocking, ms, CheckOptions, JudgedFace, Outcome, Pipeline, Verdict};
+use crate::decide::OperatingPoint;
+use crate::error::PipelineError;
+use crate::face::Landmarks;
 
 /// What the selfie is matched against.
 pub enum Reference<'a> {

@@ -13,7 +13,7 @@ use facelive_models::{EmbedderSpec, InputSpec, Layout, MatchThresholds, ModelSpe
 use crate::face::Landmarks;
 use crate::image::RgbImage;
 use crate::tensor::to_planar;
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 /// A face's embedding, L2-normalised.
 #[derive(Clone, PartialEq)]

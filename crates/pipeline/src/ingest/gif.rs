@@ -6,9 +6,10 @@ use std::num::NonZeroU64;
 
 use gif::{ColorOutput, DecodeOptions, MemoryLimit};
 
-use super::{check_pixels, composite_over_white, Decoded, IngestOptions};
+use super::decoded::{check_pixels, Decoded, IngestOptions};
+use super::png::composite_over_white;
 use crate::image::RgbImage;
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

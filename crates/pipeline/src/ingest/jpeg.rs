@@ -12,9 +12,10 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use mozjpeg::{ColorSpace, Decompress, Marker};
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
-use super::{check_pixels, fit_within, grayscale_refusal, orient, Decoded, IngestOptions};
+use super::decoded::{check_pixels, fit_within, grayscale_refusal, Decoded, IngestOptions};
+use super::orient;
 use crate::image::RgbImage;
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

@@ -2,9 +2,10 @@ use std::io::Cursor;
 
 use png::{ColorType, Decoder, Limits, Transformations};
 
-use super::{check_pixels, grayscale_refusal, orient, Decoded, IngestOptions};
+use super::decoded::{check_pixels, grayscale_refusal, Decoded, IngestOptions};
+use super::orient;
 use crate::image::RgbImage;
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

@@ -1,6 +1,6 @@
 //! Recognise the format from the bytes, never from a file name or a content type.
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

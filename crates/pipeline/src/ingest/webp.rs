@@ -5,9 +5,11 @@ use std::io::Cursor;
 
 use image_webp::WebPDecoder;
 
-use super::{check_pixels, composite_over_white, orient, Decoded, IngestOptions};
+use super::decoded::{check_pixels, Decoded, IngestOptions};
+use super::orient;
+use super::png::composite_over_white;
 use crate::image::RgbImage;
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

@@ -15,14 +15,14 @@ use facelive_models::{
     Activation, CropSpec, InputSpec, JudgeSpec, Layout, ModelSpec, Outside, Resize,
 };
 
-use super::{Judge, JudgeOutput, View};
+use super::judgement::{Judge, JudgeOutput, View};
 use crate::face::BBox;
 use crate::image::RgbImage;
 use crate::imageops::area_downscale;
 use crate::imageops::cv_lanczos::lanczos4;
 use crate::imageops::cv_linear::resize_region;
 use crate::tensor::to_planar;
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 pub struct Classifier {
     name: String,

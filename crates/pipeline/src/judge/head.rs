@@ -3,8 +3,8 @@
 
 use facelive_models::HeadSpec;
 
-use super::ModelScore;
-use crate::PipelineError;
+use super::judgement::ModelScore;
+use crate::error::PipelineError;
 
 pub struct Head {
     spec: HeadSpec,
