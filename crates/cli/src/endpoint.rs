@@ -87,20 +87,20 @@ pub struct EndpointArgs {
     #[arg(long, env = "FACELIVE_ENDPOINT_KEY", hide_env_values = true)]
     pub endpoint_key: Option<facelive_router::Secret>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, env = "FACELIVE_ENDPOINT_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
     /// Requests per second at most (0: no cap).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, env = "FACELIVE_ENDPOINT_RPS", default_value_t = 0.0)]
     pub rps: f64,
     /// Attempts per image on 429, 5xx and network errors, with exponential backoff,
     /// before the run stops (it resumes from OUT/scores.csv when run again).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "FACELIVE_ENDPOINT_ATTEMPTS", default_value_t = 8)]
     pub attempts: u32,
     /// Seconds one request may take.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "FACELIVE_ENDPOINT_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout: u64,
     /// Seconds one image may take, retries and waits included, before the run stops.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, env = "FACELIVE_ENDPOINT_IMAGE_TIMEOUT", default_value_t = 600)]
     pub image_timeout: u64,
 }
 
