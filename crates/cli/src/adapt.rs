@@ -335,7 +335,10 @@ impl CrossValidated {
                     .expect("judged rows have features")
             })
             .collect();
-        let live: Vec<bool> = rows.iter().map(|&i| items[i].label == SetLabel::Live).collect();
+        let live: Vec<bool> = rows
+            .iter()
+            .map(|&i| items[i].label == SetLabel::Live)
+            .collect();
         let row_groups: Vec<String> = rows.iter().map(|&i| groups[i].clone()).collect();
         facelive_adapt::check_size(&live, &refs(&row_groups)).with_context(|| {
             format!(

@@ -238,7 +238,10 @@ impl PipelineArgs {
 
     /// The engines chosen for the detector and the judges, from flags, environment and file.
     pub fn engine_choice(&self) -> anyhow::Result<(EngineKind, EngineKind)> {
-        Ok((self.backend, self.judge_backend.unwrap_or(EngineKind::Tract)))
+        Ok((
+            self.backend,
+            self.judge_backend.unwrap_or(EngineKind::Tract),
+        ))
     }
 
     /// The engines that run the detector and the judges, loaded.

@@ -177,12 +177,8 @@ fn row_item(
     columns: BTreeMap<String, String>,
     paths: SetPaths,
 ) -> anyhow::Result<Item> {
-    let label = SetLabel::parse(&columns["label"]).with_context(|| {
-        format!(
-            "label {:?} is not live, spoof or edge",
-            columns["label"]
-        )
-    })?;
+    let label = SetLabel::parse(&columns["label"])
+        .with_context(|| format!("label {:?} is not live, spoof or edge", columns["label"]))?;
     let attack_type = match columns.get("attack_type").map(String::as_str) {
         None | Some("") => "unspecified".to_string(),
         Some(a) => a.to_string(),
@@ -288,7 +284,14 @@ mod tests {
 
     #[test]
     fn a_formula_cell_is_inert_and_reads_back_as_written() {
-        for v in ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)", "plain.jpg", "'quoted"] {
+        for v in [
+            "=cmd|' /C calc'!A0",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "plain.jpg",
+            "'quoted",
+        ] {
             let cell = csv_cell(v);
             assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell}");
             assert_eq!(csv_value(&cell), v);
@@ -309,10 +312,19 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link.jpg")).unwrap();
         std::fs::write(root.join("ok.jpg"), "x").unwrap();
         let inside = SetPaths::default();
-        for rel in ["../secret.txt", "/etc/passwd", "a/../../secret.txt", "link.jpg", ""] {
+        for rel in [
+            "../secret.txt",
+            "/etc/passwd",
+            "a/../../secret.txt",
+            "link.jpg",
+            "",
+        ] {
             assert!(inside.resolve(&root, rel).is_err(), "{rel} accepted");
         }
-        assert_eq!(inside.resolve(&root, "ok.jpg").unwrap(), root.join("ok.jpg"));
+        assert_eq!(
+            inside.resolve(&root, "ok.jpg").unwrap(),
+            root.join("ok.jpg")
+        );
         let anywhere = SetPaths {
             allow_outside_set: true,
         };

@@ -227,7 +227,13 @@ const MAX_REDIRECTS: usize = 5;
 
 /// The server's `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
@@ -505,15 +511,16 @@ pub fn evaluate(
                 let (sender, pace) = (sender.clone(), pace.clone());
                 let deadline = Duration::from_secs(a.image_timeout);
                 async move {
-                    let answer = tokio::time::timeout(deadline, judge(&sender, &pace, item, a.attempts))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(anyhow::anyhow!(
-                                "{}: no answer within {} s (--image-timeout)",
-                                item.name,
-                                deadline.as_secs()
-                            ))
-                        });
+                    let answer =
+                        tokio::time::timeout(deadline, judge(&sender, &pace, item, a.attempts))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(anyhow::anyhow!(
+                                    "{}: no answer within {} s (--image-timeout)",
+                                    item.name,
+                                    deadline.as_secs()
+                                ))
+                            });
                     (item, answer)
                 }
             })

@@ -315,7 +315,13 @@ fn collect(
                         Err(f) => (Err(f), "unreadable".to_string()),
                     };
                     bar.inc(1);
-                    (Sample { label: item.truth(), score }, note)
+                    (
+                        Sample {
+                            label: item.truth(),
+                            score,
+                        },
+                        note,
+                    )
                 })
                 .collect()
         })
@@ -903,7 +909,11 @@ mod tests {
     fn a_score_file_off_the_scale_is_refused_by_row() {
         let dir = tempfile::tempdir().unwrap();
         let set = dir.path().join("set.csv");
-        std::fs::write(&set, "file,label,attack_type\na.jpg,live,none\nb.jpg,spoof,print\n").unwrap();
+        std::fs::write(
+            &set,
+            "file,label,attack_type\na.jpg,live,none\nb.jpg,spoof,print\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("a.jpg"), "").unwrap();
         std::fs::write(dir.path().join("b.jpg"), "").unwrap();
         let items = dataset::judged(&set, dataset::SetPaths::default()).unwrap();

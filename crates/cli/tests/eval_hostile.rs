@@ -71,7 +71,11 @@ fn manifest(dir: &Path, file: &str, attack_type: &str) -> std::path::PathBuf {
     let image = dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");
     std::fs::copy(image, dir.join(file)).unwrap();
     let path = dir.join("set.csv");
-    std::fs::write(&path, format!("file,label,attack_type\n{file},spoof,\"{attack_type}\"\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("file,label,attack_type\n{file},spoof,\"{attack_type}\"\n"),
+    )
+    .unwrap();
     path
 }
 
@@ -83,18 +87,34 @@ fn eval(manifest: &Path, out: &Path, url: &str, extra: &[&str]) -> (bool, String
         .arg(manifest)
         .arg("--out")
         .arg(out)
-        .args(["--endpoint", url, "--dialect", "spoofsense", "--attempts", "2"])
+        .args([
+            "--endpoint",
+            url,
+            "--dialect",
+            "spoofsense",
+            "--attempts",
+            "2",
+        ])
         .args(extra)
         .output()
         .unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn a_redirect_to_another_origin_is_not_followed_and_sends_nothing_there() {
     loopback_only(|| {
         let dir = tempfile::tempdir().unwrap();
-        let elsewhere = fake(|s| respond(s, "200 OK", r#"{"success":true,"model_output":{"prob_real":0.9}}"#));
+        let elsewhere = fake(|s| {
+            respond(
+                s,
+                "200 OK",
+                r#"{"success":true,"model_output":{"prob_real":0.9}}"#,
+            )
+        });
         let target = elsewhere.url.clone();
         let redirecting = fake(move |s| {
             let _ = write!(
@@ -106,8 +126,16 @@ fn a_redirect_to_another_origin_is_not_followed_and_sends_nothing_there() {
         let (ok, err) = eval(&m, &dir.path().join("out"), &redirecting.url, &[]);
         assert!(!ok, "the run stops");
         assert!(err.contains("redirected elsewhere"), "{err}");
-        assert_eq!(redirecting.hits.load(Ordering::SeqCst), 1, "asked once, not retried");
-        assert_eq!(elsewhere.hits.load(Ordering::SeqCst), 0, "nothing reached the other origin");
+        assert_eq!(
+            redirecting.hits.load(Ordering::SeqCst),
+            1,
+            "asked once, not retried"
+        );
+        assert_eq!(
+            elsewhere.hits.load(Ordering::SeqCst),
+            0,
+            "nothing reached the other origin"
+        );
     });
 }
 
@@ -136,7 +164,13 @@ fn an_endless_answer_is_cut_off_and_stops_the_run() {
 fn a_score_off_the_scale_stops_the_run_naming_the_image_and_is_not_kept() {
     loopback_only(|| {
         let dir = tempfile::tempdir().unwrap();
-        let wild = fake(|s| respond(s, "200 OK", r#"{"success":true,"model_output":{"prob_real":7.5}}"#));
+        let wild = fake(|s| {
+            respond(
+                s,
+                "200 OK",
+                r#"{"success":true,"model_output":{"prob_real":7.5}}"#,
+            )
+        });
         let m = manifest(dir.path(), "a.jpg", "print");
         let out = dir.path().join("out");
         let (ok, err) = eval(&m, &out, &wild.url, &[]);
@@ -155,7 +189,12 @@ fn a_server_asking_to_wait_for_ages_meets_the_image_deadline() {
             let _ = write!(s, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 99999999999\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         });
         let m = manifest(dir.path(), "a.jpg", "print");
-        let (ok, err) = eval(&m, &dir.path().join("out"), &sleepy.url, &["--image-timeout", "2"]);
+        let (ok, err) = eval(
+            &m,
+            &dir.path().join("out"),
+            &sleepy.url,
+            &["--image-timeout", "2"],
+        );
         assert!(!ok, "the run stops");
         assert!(err.contains("a.jpg: no answer within 2 s"), "{err}");
     });
@@ -168,8 +207,17 @@ fn a_manifest_leading_out_of_its_folder_sends_nothing() {
         let set = dir.path().join("set");
         std::fs::create_dir(&set).unwrap();
         std::fs::write(dir.path().join("secret.jpg"), "not for the endpoint").unwrap();
-        let listening = fake(|s| respond(s, "200 OK", r#"{"success":true,"model_output":{"prob_real":0.9}}"#));
-        for row in ["../secret.jpg", dir.path().join("secret.jpg").to_str().unwrap()] {
+        let listening = fake(|s| {
+            respond(
+                s,
+                "200 OK",
+                r#"{"success":true,"model_output":{"prob_real":0.9}}"#,
+            )
+        });
+        for row in [
+            "../secret.jpg",
+            dir.path().join("secret.jpg").to_str().unwrap(),
+        ] {
             let m = set.join("set.csv");
             std::fs::write(&m, format!("file,label,attack_type\n{row},spoof,print\n")).unwrap();
             let (ok, err) = eval(&m, &dir.path().join("out"), &listening.url, &[]);
@@ -186,19 +234,32 @@ fn a_manifest_leading_out_of_its_folder_sends_nothing() {
 fn manifest_values_are_inert_in_the_csv_and_escaped_in_the_report() {
     loopback_only(|| {
         let dir = tempfile::tempdir().unwrap();
-        let refusing = fake(|s| respond(s, "400 Bad Request", r#"{"success":false,"error_code":"=HYPERLINK(\"x\")"}"#));
+        let refusing = fake(|s| {
+            respond(
+                s,
+                "400 Bad Request",
+                r#"{"success":false,"error_code":"=HYPERLINK(\"x\")"}"#,
+            )
+        });
         let m = manifest(dir.path(), "=1+1.jpg", "-x|<b>");
         let out = dir.path().join("out");
         let (ok, err) = eval(&m, &out, &refusing.url, &[]);
         assert!(ok, "{err}");
         let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
         let row = csv.lines().nth(1).unwrap();
-        assert!(row.starts_with("'=1+1.jpg,spoof,'-x|<b>,quality,,"), "{row}");
+        assert!(
+            row.starts_with("'=1+1.jpg,spoof,'-x|<b>,quality,,"),
+            "{row}"
+        );
         assert!(row.contains("'=HYPERLINK"), "{row}");
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(md.contains("APCER -x\\|&lt;b>"), "{md}");
         let (ok, err) = eval(&m, &out, &refusing.url, &[]);
         assert!(ok && err.contains("resuming: 1 of 1 images"), "{err}");
-        assert_eq!(refusing.hits.load(Ordering::SeqCst), 1, "the resumed run asked nothing");
+        assert_eq!(
+            refusing.hits.load(Ordering::SeqCst),
+            1,
+            "the resumed run asked nothing"
+        );
     });
 }

@@ -163,15 +163,27 @@ fn a_model_declared_in_a_spec_is_registered_and_judges() {
         std::fs::write(&spec, text).unwrap();
         let o = facelive(
             &models,
-            &["models", "add", onnx.to_str().unwrap(), "--spec", spec.to_str().unwrap()],
+            &[
+                "models",
+                "add",
+                onnx.to_str().unwrap(),
+                "--spec",
+                spec.to_str().unwrap(),
+            ],
         );
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains("model name"), "{bad}: {err}");
+        assert!(
+            !o.status.success() && err.contains("model name"),
+            "{bad}: {err}"
+        );
         let now = std::fs::read_to_string(models.join("local-models.toml")).unwrap();
         assert_eq!(now, registered, "{bad}: local-models.toml changed");
     }
     let files = std::fs::read_dir(&models).unwrap().count();
-    assert_eq!(files, 6, "four pack files, the added model, local-models.toml");
+    assert_eq!(
+        files, 6,
+        "four pack files, the added model, local-models.toml"
+    );
 
     // The new pack judges: its pack name and its model's score in the verdict.
     let img = dev_dir().join("live/nuaa_ClientRaw_0001_00_00_01_134.jpg");

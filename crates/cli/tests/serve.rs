@@ -288,7 +288,11 @@ fn the_server_runs_with_transparent_huge_pages_off() {
 fn trail_at_sigterm(read_after: Duration) -> (usize, usize, String) {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("trail");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     // The server's open blocks until a reader opens: open it first, on a thread.
     let reader = {
         let fifo = fifo.clone();
@@ -318,13 +322,21 @@ fn trail_at_sigterm(read_after: Duration) -> (usize, usize, String) {
         .count();
     assert!(answered > 300, "{answered} of 400 answered 200");
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     std::thread::sleep(read_after);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut trail, &mut text).unwrap();
     assert!(server.0.wait().unwrap().success());
     let lines = text.lines().filter(|l| l.ends_with('}')).count();
-    (answered, lines, std::fs::read_to_string(log.path()).unwrap())
+    (
+        answered,
+        lines,
+        std::fs::read_to_string(log.path()).unwrap(),
+    )
 }
 
 #[test]
@@ -343,6 +355,13 @@ fn audit_lines_a_stuck_sink_never_takes_are_counted_at_shutdown() {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no count of lines left in the log: {log}"));
-    assert!(lines < answered, "the sink took everything: nothing to count");
-    assert_eq!(lines + counted, answered, "read {lines} + counted {counted}");
+    assert!(
+        lines < answered,
+        "the sink took everything: nothing to count"
+    );
+    assert_eq!(
+        lines + counted,
+        answered,
+        "read {lines} + counted {counted}"
+    );
 }

@@ -10,9 +10,9 @@ pub use adapted::{
     AdaptedPack, Backbone, CrossValidation, PackInfo, PackThresholds, Training, PACK_FILE,
 };
 pub use manifest::{
-    Activation, Colour, CropSpec, DetectorSpec, EmbedderSpec, Family, FeatureSpec, HeadSpec,
-    InputSpec, JudgeSpec, Layout, Manifest, MatchThresholds, ModelSpec, OutputSpec, Outside, Pack,
-    Resize, Role, LOCAL_MANIFEST, valid_name,
+    valid_name, Activation, Colour, CropSpec, DetectorSpec, EmbedderSpec, Family, FeatureSpec,
+    HeadSpec, InputSpec, JudgeSpec, Layout, Manifest, MatchThresholds, ModelSpec, OutputSpec,
+    Outside, Pack, Resize, Role, LOCAL_MANIFEST,
 };
 pub use pull::{pull, PullOutcome, PullReport};
 pub use verify::{verify, verify_file, FileStatus};

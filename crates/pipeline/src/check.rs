@@ -15,7 +15,9 @@ use crate::error::PipelineError;
 use crate::face::{BBox, Face, Landmarks, Point};
 use crate::image;
 use crate::ingest::{self, ImageInfo, IngestOptions};
-use crate::judge::{self, judge_all, judge_views, Classifier, Head, Judge, JudgeScores, ModelScore};
+use crate::judge::{
+    self, judge_all, judge_views, Classifier, Head, Judge, JudgeScores, ModelScore,
+};
 use crate::quality::{self, face_checks, QualityCheck, QualityConfig, RetryReason};
 
 #[derive(Debug, Clone)]

@@ -26,8 +26,8 @@ pub use judge::{JudgeScores, ModelScore};
 pub use quality::{CheckName, Policy, QualityCheck, QualityConfig, RetryReason};
 
 pub use check::{
-    CheckOptions, EngineNames, JudgedFace, ModelPack, Outcome, Pipeline, PipelineConfig,
-    Timings, Verdict,
+    CheckOptions, EngineNames, JudgedFace, ModelPack, Outcome, Pipeline, PipelineConfig, Timings,
+    Verdict,
 };
 pub use detect::DetectMode;
 pub use embed::{Embedder, Embedding};

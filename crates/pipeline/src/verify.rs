@@ -11,13 +11,13 @@ use std::time::Instant;
 use facelive_models::MatchThresholds;
 use serde::Serialize;
 
-use crate::embed::{Embedder, Embedding};
-use crate::ingest::{self, ImageInfo};
-use crate::quality::{self, QualityCheck, RetryReason};
 use crate::check::{blocking, ms, CheckOptions, JudgedFace, Outcome, Pipeline, Verdict};
 use crate::decide::OperatingPoint;
+use crate::embed::{Embedder, Embedding};
 use crate::error::PipelineError;
 use crate::face::Landmarks;
+use crate::ingest::{self, ImageInfo};
+use crate::quality::{self, QualityCheck, RetryReason};
 
 /// What the selfie is matched against.
 pub enum Reference<'a> {

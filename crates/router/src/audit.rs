@@ -333,7 +333,8 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let mut r = Rotating::open(&path, 100, 2).unwrap();
         for i in 0..10 {
-            r.write_line(&format!("{i:039}\n"), &Trouble::default()).unwrap(); // 40 bytes a line
+            r.write_line(&format!("{i:039}\n"), &Trouble::default())
+                .unwrap(); // 40 bytes a line
         }
         // 10 lines of 40 bytes, 2 a file: the last two files' worth kept besides the live one.
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
@@ -352,13 +353,19 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let mut r = Rotating::open(&path, 100, MAX_KEEP).unwrap();
         for i in 0..10 {
-            r.write_line(&format!("{i:039}\n"), &Trouble::default()).unwrap();
+            r.write_line(&format!("{i:039}\n"), &Trouble::default())
+                .unwrap();
         }
         let files = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(files, 5, "audit.jsonl and 4 rotated files");
         let lines: usize = std::fs::read_dir(dir.path())
             .unwrap()
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().lines().count())
+            .map(|e| {
+                std::fs::read_to_string(e.unwrap().path())
+                    .unwrap()
+                    .lines()
+                    .count()
+            })
             .sum();
         assert_eq!(lines, 10);
     }
@@ -374,7 +381,8 @@ mod tests {
         std::fs::create_dir(r.numbered(1)).unwrap();
         std::fs::write(r.numbered(1).join("x"), "").unwrap();
         for i in 0..10 {
-            r.write_line(&format!("{i:039}\n"), &Trouble::default()).unwrap();
+            r.write_line(&format!("{i:039}\n"), &Trouble::default())
+                .unwrap();
         }
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10);
     }

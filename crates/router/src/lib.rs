@@ -52,7 +52,6 @@ pub const SESSIONS: &str = "/v1/sessions";
 /// The public keys of session attestations.
 pub const JWKS: &str = "/.well-known/jwks.json";
 
-
 /// The longest client `X-Request-Id` kept (it goes into logs and answers).
 pub const MAX_REQUEST_ID: usize = 128;
 

@@ -142,7 +142,10 @@ pub async fn serve_connections(
     // New connections are refused from now on, not accepted by the kernel to hang.
     drop(listener);
     let stopping = graceful.shutdown();
-    if tokio::time::timeout(conn.shutdown_timeout, stopping).await.is_err() {
+    if tokio::time::timeout(conn.shutdown_timeout, stopping)
+        .await
+        .is_err()
+    {
         tracing::warn!(
             seconds = conn.shutdown_timeout.as_secs(),
             "connections still busy at the shutdown deadline are closed"

@@ -196,7 +196,12 @@ async fn a_failing_trail_never_fails_a_request_and_is_counted() {
     }
     assert!(counted.ends_with(" 1"), "{counted:?}");
     // The replica says it cannot keep its trail: out of rotation until a write succeeds.
-    let ready = s.client.get(format!("{}/ready", s.base)).send().await.unwrap();
+    let ready = s
+        .client
+        .get(format!("{}/ready", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "audit failing");

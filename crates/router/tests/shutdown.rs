@@ -47,6 +47,9 @@ async fn a_client_that_never_reads_cannot_hold_the_exit_past_the_deadline() {
     let ended = tokio::time::timeout(Duration::from_secs(20), server).await;
     assert!(ended.is_ok(), "still serving 20 s after the stop signal");
     ended.unwrap().unwrap().unwrap();
-    eprintln!("stopped {:?} after the signal (drain 0.2 s + deadline 2 s)", t0.elapsed());
+    eprintln!(
+        "stopped {:?} after the signal (drain 0.2 s + deadline 2 s)",
+        t0.elapsed()
+    );
     writer.abort();
 }

@@ -288,9 +288,16 @@ pub fn on_small_disk<T: Send + 'static>(
         // SAFETY: unshare with CLONE_NEWNS gives the calling thread its own mount table
         // (and its own filesystem attributes); it touches no memory.
         let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
-        assert_eq!(rc, 0, "unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNS): {}",
+            std::io::Error::last_os_error()
+        );
         let run = |args: &[&str]| {
-            let ok = std::process::Command::new(args[0]).args(&args[1..]).status();
+            let ok = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status();
             assert!(ok.is_ok_and(|s| s.success()), "{args:?}");
         };
         // Mounts made here must not reach the host's table.
@@ -298,7 +305,15 @@ pub fn on_small_disk<T: Send + 'static>(
         let dir = std::env::temp_dir().join(format!("facelive-small-disk-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let dir_s = dir.to_str().unwrap().to_string();
-        run(&["mount", "-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", &dir_s]);
+        run(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={bytes}"),
+            "tmpfs",
+            &dir_s,
+        ]);
         let out = f(&dir);
         run(&["umount", &dir_s]);
         let _ = std::fs::remove_dir(&dir);

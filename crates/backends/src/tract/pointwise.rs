@@ -382,7 +382,12 @@ mod tests {
         }
     }
 
-    fn direct(weights: &[f32], bias: &[f32], x: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
+    fn direct(
+        weights: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        (m, k, n): (usize, usize, usize),
+    ) -> Vec<f32> {
         let mut out = vec![0f32; m * n];
         for o in 0..m {
             for p in 0..n {

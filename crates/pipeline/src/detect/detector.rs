@@ -1,8 +1,8 @@
 //! What every detector is: the trait, its modes, and the order faces come back in.
 
+use crate::error::PipelineError;
 use crate::face::Face;
 use crate::image::RgbImage;
-use crate::error::PipelineError;
 
 /// How the detector looks at an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

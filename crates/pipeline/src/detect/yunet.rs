@@ -8,14 +8,14 @@ use std::sync::Arc;
 use facelive_backends::{Backend, Model, Tensor};
 use facelive_models::{DetectorSpec, InputSpec, ModelSpec};
 
-use super::nms::nms;
 use super::detector::{sort_largest_first, DetectMode, Detector};
+use super::nms::nms;
+use crate::error::PipelineError;
 use crate::face::{BBox, Face, Landmarks, Point};
 use crate::image::RgbImage;
 use crate::imageops::area_downscale;
 use crate::imageops::letterbox::{canvases, shrink, Canvas, Shrink};
 use crate::tensor::{region_to_planar, to_planar, Region};
-use crate::error::PipelineError;
 
 /// Context around the face the fine pass sees, in face sizes.
 const REGION_MARGIN: f32 = 1.25;

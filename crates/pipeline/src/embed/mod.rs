@@ -10,10 +10,10 @@ use std::sync::Arc;
 use facelive_backends::{Backend, Model, Tensor};
 use facelive_models::{EmbedderSpec, InputSpec, Layout, MatchThresholds, ModelSpec};
 
+use crate::error::PipelineError;
 use crate::face::Landmarks;
 use crate::image::RgbImage;
 use crate::tensor::to_planar;
-use crate::error::PipelineError;
 
 /// A face's embedding, L2-normalised.
 #[derive(Clone, PartialEq)]

@@ -2,8 +2,8 @@
 //! each makes on the header before it allocates.
 
 use super::sniff::Formats;
-use crate::image::RgbImage;
 use crate::error::PipelineError;
+use crate::image::RgbImage;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {

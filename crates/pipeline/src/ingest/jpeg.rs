@@ -14,8 +14,8 @@ use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
 use super::decoded::{check_pixels, fit_within, grayscale_refusal, Decoded, IngestOptions};
 use super::orient;
-use crate::image::RgbImage;
 use crate::error::PipelineError;
+use crate::image::RgbImage;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

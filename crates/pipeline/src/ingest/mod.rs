@@ -13,15 +13,15 @@ mod png;
 mod sniff;
 mod webp;
 
-pub use decoded::IngestOptions;
 use decoded::fit_within;
+pub use decoded::IngestOptions;
 pub use orient::apply as apply_orientation;
 pub use sniff::{sniff, Format, Formats};
 
 use serde::Serialize;
 
-use crate::image::RgbImage;
 use crate::error::PipelineError;
+use crate::image::RgbImage;
 
 /// What the ingest stage knows about the input, reported with every verdict.
 #[derive(Debug, Clone, Serialize)]

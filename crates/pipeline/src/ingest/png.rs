@@ -4,8 +4,8 @@ use png::{ColorType, Decoder, Limits, Transformations};
 
 use super::decoded::{check_pixels, grayscale_refusal, Decoded, IngestOptions};
 use super::orient;
-use crate::image::RgbImage;
 use crate::error::PipelineError;
+use crate::image::RgbImage;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

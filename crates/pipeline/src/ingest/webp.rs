@@ -8,8 +8,8 @@ use image_webp::WebPDecoder;
 use super::decoded::{check_pixels, Decoded, IngestOptions};
 use super::orient;
 use super::png::composite_over_white;
-use crate::image::RgbImage;
 use crate::error::PipelineError;
+use crate::image::RgbImage;
 
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {

@@ -16,13 +16,13 @@ use facelive_models::{
 };
 
 use super::judgement::{Judge, JudgeOutput, View};
+use crate::error::PipelineError;
 use crate::face::BBox;
 use crate::image::RgbImage;
 use crate::imageops::area_downscale;
 use crate::imageops::cv_lanczos::lanczos4;
 use crate::imageops::cv_linear::resize_region;
 use crate::tensor::to_planar;
-use crate::error::PipelineError;
 
 pub struct Classifier {
     name: String,

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
+use crate::error::PipelineError;
 use crate::face::BBox;
 use crate::image::RgbImage;
-use crate::error::PipelineError;
 
 /// What one run of a judge gives.
 #[derive(Debug, Clone)]

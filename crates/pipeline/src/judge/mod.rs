@@ -11,9 +11,9 @@ pub use judgement::{Judge, JudgeOutput, ModelScore, View};
 
 use serde::Serialize;
 
+use crate::error::PipelineError;
 use crate::face::BBox;
 use crate::image::RgbImage;
-use crate::error::PipelineError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JudgeScores {
