@@ -365,3 +365,28 @@ fn audit_lines_a_stuck_sink_never_takes_are_counted_at_shutdown() {
         "read {lines} + counted {counted}"
     );
 }
+
+/// Each rotation renames every kept file: a keep above the bound (1000) is refused at
+/// start, by name, rather than filling the queue at every rotation.
+#[test]
+fn an_audit_keep_above_its_bound_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_facelive"))
+        .env("FACELIVE_MODELS_DIR", models_dir())
+        .env("FACELIVE_NO_AUTH", "true")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-log",
+            "/tmp/never-opened.jsonl",
+        ])
+        .args(["--audit-log-keep", "100000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--audit-log-keep 100000 is above 1000"),
+        "{err}"
+    );
+}
