@@ -30,7 +30,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// The server's table entry for this dialect: its paths and thresholds.
-    fn entry(self) -> &'static facelive_router::dialects::Dialect {
+    fn entry(self) -> &'static facelive_router::dialect::Dialect {
         use facelive_router::dialects;
         match self {
             Dialect::Native => &dialects::NATIVE,

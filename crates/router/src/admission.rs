@@ -1,6 +1,7 @@
 //! Admission, the same for every dialect: the credential its table entry names, a place
 //! for the request (its key's, or its session token's), the refusal drained where it must
-//! be, and the body read under the dialect's limits. A dialect module then only parses its
+//! be, and the body read under the dialect's limits; then the decision under the server's
+//! deadline, counted, logged and audited ([`decide`]). A dialect module only parses its
 //! request and renders its answer.
 
 use axum::extract::{FromRequestParts, Path, Request};
@@ -9,10 +10,11 @@ use axum::http::HeaderMap;
 
 use crate::audit::Who;
 use crate::auth::{self, Place};
-use crate::dialects::{Bodies, Credential, Dialect, Purpose, Sizes};
+use crate::dialect::{Bodies, Credential, Dialect, Purpose, Route, Sizes};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{sessions, AppState};
+use crate::state::{AppState, Decided};
+use crate::{request_id, sessions};
 
 /// An admitted request: its place, held until it is answered, and its body.
 pub(crate) struct Admitted {
@@ -37,14 +39,14 @@ fn unsupported_multipart() -> ApiError {
     ApiError::UnsupportedMediaType("multipart/form-data".into())
 }
 
-/// Admits `req` to `dialect`, or refuses it (after draining its body, see
-/// [`input::refuse_unread`]).
+/// Admits `req` to its route's dialect for the endpoint's purpose, or refuses it (after
+/// draining its body, see [`input::refuse_unread`]).
 pub(crate) async fn admit(
     state: &AppState,
-    dialect: &Dialect,
-    purpose: Purpose,
+    route: Route,
     req: Request,
 ) -> Result<Admitted, ApiError> {
+    let (dialect, purpose) = (route.dialect, route.endpoint.purpose);
     let limits = &state.cfg.limits;
     let sizes = (dialect.sizes)(limits);
     let (mut parts, body) = req.into_parts();
@@ -66,8 +68,23 @@ pub(crate) async fn admit(
     })
 }
 
+/// One request by `route`, decided by `run` under the server's deadline, counted, logged
+/// and (a verdict) audited: the request id and the result, for the dialect to render.
+pub(crate) async fn decide<D: Decided>(
+    state: &AppState,
+    route: Route,
+    headers: &HeaderMap,
+    run: impl std::future::Future<Output = Result<D, ApiError>>,
+) -> (String, Result<D, ApiError>) {
+    let rid = request_id::of(headers);
+    let endpoint = route.endpoint;
+    let audited = (endpoint.purpose == Purpose::Verdict).then(|| who(route.dialect, headers));
+    let res = state.handle(endpoint.label, &rid, audited, run).await;
+    (rid, res)
+}
+
 /// Who the audit trail names for a request: the session for a token, else the key.
-pub(crate) fn who(dialect: &Dialect, headers: &HeaderMap) -> Who {
+fn who(dialect: &Dialect, headers: &HeaderMap) -> Who {
     let token = match dialect.credential {
         Credential::BearerOrSessionToken => bearer(headers)
             .filter(|t| sessions::is_token(t))

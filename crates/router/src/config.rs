@@ -1,7 +1,8 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::input::fetch::FetchRules;
+use ipnet::IpNet;
 
 /// A key or secret: readable where it is used (it derefs to `str`), never printed. Its
 /// `Debug` is redacted, so no `{:?}` of a settings struct puts it in a log or a panic.
@@ -221,6 +222,61 @@ impl Default for Connections {
             drain: Duration::from_secs(5),
             // The request timeout's worth: every request admitted can still finish.
             shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A network `addr/prefix` (or one address) that URL fetches may reach despite the
+/// default refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network(IpNet);
+
+impl From<Network> for String {
+    fn from(n: Network) -> String {
+        n.0.to_string()
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map(Network)
+            .map_err(|_| format!("{s:?}: not an IP address or network"))
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl Network {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchRules {
+    pub ports: Vec<RangeInclusive<u16>>,
+    pub allow: Vec<Network>,
+    pub timeout: Duration,
+    pub max_redirects: usize,
+}
+
+impl Default for FetchRules {
+    fn default() -> Self {
+        Self {
+            // NHN's rule: 80, 443 and 10000-12000.
+            ports: vec![80..=80, 443..=443, 10000..=12000],
+            allow: Vec::new(),
+            timeout: Duration::from_secs(10),
+            max_redirects: 3,
         }
     }
 }

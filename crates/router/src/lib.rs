@@ -5,9 +5,11 @@
 //! turns its request into image bytes and [`facelive_pipeline::CheckOptions`], and a
 //! [`facelive_pipeline::Verdict`] or an [`ApiError`] into its response.
 //!
-//! This file is the map: the modules, the routes and [`app`]. The shared state and the
-//! request shell are in `state.rs`, the accept loop and shutdown in `server.rs`, the
-//! dialect table in `dialects/`.
+//! This file is the map: the modules, the routes, [`app`] and [`serve`]. The shared state
+//! and the request shell are in `state.rs`, the accept loop and shutdown in `server.rs`, the
+//! dialect table's types in `dialect.rs` and each dialect's entry and handlers in
+//! `dialects/`. No module imports one that imports it back (CI checks:
+//! `scripts/module-cycles.py`).
 
 mod admission;
 pub mod attest;
@@ -15,12 +17,14 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 mod conn;
+pub mod dialect;
 pub mod dialects;
 pub mod error;
 pub mod input;
 mod openapi;
 mod ops;
 mod refusals;
+mod request_id;
 mod server;
 pub mod sessions;
 mod state;
@@ -32,50 +36,19 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use audit::AuditConfig;
-pub use config::{Connections, Keys, Limits, Secret, ServerConfig, SessionConfig};
+pub use config::{
+    Connections, FetchRules, Keys, Limits, Network, Secret, ServerConfig, SessionConfig,
+};
+pub use dialects::native::session::{JWKS, SESSIONS};
 pub use error::ApiError;
-pub use input::fetch::{FetchRules, Network};
-pub use server::{serve, serve_connections, warm_up, AUDIT_DRAIN};
+pub use request_id::{MAX_REQUEST_ID, REQUEST_ID};
+pub use server::{warm_up, AUDIT_DRAIN};
 pub use state::AppState;
-pub(crate) use state::{Decided, ReferenceInput};
-
-pub const REQUEST_ID: &str = "x-request-id";
-
-/// Capture session tokens are issued here (native key only).
-pub const SESSIONS: &str = "/v1/sessions";
-
-/// The public keys of session attestations.
-pub const JWKS: &str = "/.well-known/jwks.json";
-
-/// The longest client `X-Request-Id` kept (it goes into logs and answers).
-pub const MAX_REQUEST_ID: usize = 128;
-
-/// A client's request id is kept when it is one short value of `[A-Za-z0-9._:-]`.
-fn request_id_acceptable(v: &[u8]) -> bool {
-    (1..=MAX_REQUEST_ID).contains(&v.len())
-        && v.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
-}
-
-/// Drops a client's `X-Request-Id` that is long, repeated or of unsafe characters, so one
-/// is generated (and answered) instead: no client writes kilobytes into every log line.
-async fn screen_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
-    let mut given = req.headers().get_all(REQUEST_ID).iter();
-    let keep = match (given.next(), given.next()) {
-        (None, _) => true,
-        (Some(v), None) => request_id_acceptable(v.as_bytes()),
-        (Some(_), Some(_)) => false,
-    };
-    if !keep {
-        req.headers_mut().remove(REQUEST_ID);
-    }
-    req
-}
 
 /// Every dialect's endpoints, each under its dialect's body limit (axum's own extractor
 /// limit, backing up the checks made while reading).
@@ -84,8 +57,13 @@ fn dialect_routes(limits: &Limits) -> Router<Arc<AppState>> {
     for d in dialects::ALL {
         let body = DefaultBodyLimit::max((d.sizes)(limits).body);
         for e in d.endpoints {
+            let route = Extension(dialect::Route {
+                dialect: d,
+                endpoint: e,
+            });
             for path in e.paths {
-                router = router.route(path, (e.handler)().layer(body));
+                let handler: MethodRouter<Arc<AppState>> = (e.handler)().layer(body);
+                router = router.route(path, handler.layer(route));
             }
         }
     }
@@ -95,8 +73,12 @@ fn dialect_routes(limits: &Limits) -> Router<Arc<AppState>> {
 /// Every route besides the dialects' checks: method, path, handler.
 fn others() -> [(Method, &'static str, MethodRouter<Arc<AppState>>); 11] {
     [
-        (Method::POST, SESSIONS, post(dialects::native::session)),
-        (Method::GET, JWKS, get(dialects::verify::jwks)),
+        (
+            Method::POST,
+            SESSIONS,
+            post(dialects::native::session::issue),
+        ),
+        (Method::GET, JWKS, get(dialects::native::session::jwks)),
         (Method::GET, ops::CAPTURE, get(ops::capture_page)),
         (Method::GET, ops::CAPTURE_MODULE, get(ops::capture_module)),
         (
@@ -134,11 +116,19 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 /// The whole HTTP surface.
 pub fn app(state: Arc<AppState>) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
+    // Rendered once: it depends only on the configuration.
+    let description = ops::ApiDescription(
+        openapi::document(&state.cfg.limits)
+            .to_json()
+            .expect("the API description is plain JSON: string keys only")
+            .into(),
+    );
     dialect_routes(&state.cfg.limits)
         .merge(other_routes())
+        .layer(Extension(description))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(axum::middleware::map_request(screen_request_id))
+        .layer(axum::middleware::map_request(request_id::screen))
         // No answer is to be sniffed into another type or framed by another site (the
         // capture page allows its own origin, as its policy says).
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -150,4 +140,23 @@ pub fn app(state: Arc<AppState>) -> Router {
             HeaderValue::from_static("DENY"),
         ))
         .with_state(state)
+}
+
+/// Warms the pipeline, then serves [`app`] until `shutdown` resolves and lets requests in
+/// flight finish (see `server.rs`).
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve(app(state.clone()), state, listener, shutdown).await
+}
+
+/// [`serve`] without the warm-up.
+pub async fn serve_connections(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve_connections(app(state.clone()), state, listener, shutdown).await
 }

@@ -10,64 +10,12 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
 use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Response};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use crate::config::Limits;
-use crate::dialects::{self, Credential, Dialect};
+use crate::dialect::{Credential, Dialect};
+use crate::dialects;
 use crate::error::ApiError;
-
-/// The native API's multipart form.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Describes the form `input::form` reads.
-pub(crate) struct NativeForm {
-    #[schema(value_type = String, format = Binary)]
-    image: Vec<u8>,
-    operating_point: Option<facelive_pipeline::OperatingPoint>,
-    /// 0..1; overrides operating_point.
-    threshold: Option<String>,
-    /// true or false: apply the EXIF orientation.
-    auto_rotate: Option<String>,
-}
-
-/// The verify endpoint's multipart form.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Describes the form `input::form_files` reads.
-pub(crate) struct VerifyForm {
-    #[schema(value_type = String, format = Binary)]
-    image: Vec<u8>,
-    /// The reference photo; or give `reference_template`.
-    #[schema(value_type = Option<String>, format = Binary)]
-    reference: Option<Vec<u8>>,
-    /// A template from `POST /v1/templates`.
-    reference_template: Option<String>,
-    operating_point: Option<facelive_pipeline::OperatingPoint>,
-    /// 0..1; overrides operating_point.
-    threshold: Option<String>,
-    /// -1..1; overrides the operating point's match threshold.
-    match_threshold: Option<String>,
-    /// true or false: apply the EXIF orientation.
-    auto_rotate: Option<String>,
-}
-
-/// NHN's multipart form.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct NhnForm {
-    #[serde(rename = "imageFile")]
-    #[schema(value_type = String, format = Binary)]
-    image_file: Vec<u8>,
-    /// weak, balanced (default) or strict.
-    #[serde(rename = "spoofingCondition")]
-    spoofing_condition: Option<String>,
-}
-
-/// Accura's multipart form.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct AccuraForm {
-    #[schema(value_type = String, format = Binary)]
-    liveness_image: Vec<u8>,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -76,12 +24,12 @@ pub(crate) struct AccuraForm {
         description = "Self-hosted passive face liveness: one image in, a verdict on its largest face out. The native API exposes everything; the NHN, Accura, JCV and SpoofSense dialects answer in their vendors' shapes."
     ),
     paths(
-        dialects::native::check,
-        dialects::native::quality,
-        dialects::native::session,
-        dialects::verify::verify,
-        dialects::verify::template,
-        dialects::verify::jwks,
+        dialects::native::liveness::check,
+        dialects::native::liveness::quality,
+        dialects::native::session::issue,
+        dialects::native::verify::verify,
+        dialects::native::verify::template,
+        dialects::native::session::jwks,
         dialects::nhn::spoofing,
         dialects::accura::liveness,
         dialects::jcv::liveness,

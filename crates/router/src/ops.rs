@@ -7,11 +7,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use facelive_pipeline::OperatingPoint;
 use serde_json::{json, Value};
 
-use crate::AppState;
+use crate::state::AppState;
 
 // The paths of the operational endpoints (routes and API description read them).
 pub const HEALTH: &str = "/health";
@@ -108,13 +108,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// `/openapi.json`'s body, rendered when the routes are built.
+#[derive(Clone)]
+pub struct ApiDescription(pub axum::body::Bytes);
+
 #[utoipa::path(get, path = OPENAPI, tag = "operations", responses((status = 200, description = "this document")))]
-pub async fn openapi(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.clone(),
-    )
-        .into_response()
+pub async fn openapi(Extension(description): Extension<ApiDescription>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], description.0).into_response()
 }
 
 #[utoipa::path(get, path = DOCS, tag = "operations", responses((status = 200, description = "this document as a page that works offline", content_type = "text/html")))]

@@ -4,13 +4,16 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::{app, conn, ApiError, AppState};
+use crate::conn;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// How long the audit trail's queue may take to reach its sink at shutdown, after the
 /// connections are done: what is left then is counted and logged.
@@ -32,7 +35,8 @@ pub async fn warm_up(state: &AppState) -> Result<(), ApiError> {
 /// connection with no request in flight (the first byte, keep-alive, HTTP/2 with no
 /// stream: `conn`), and a bound on open connections (beyond it the connection idle the
 /// longest is closed, or, when all are busy, the new one).
-pub async fn serve(
+pub(crate) async fn serve(
+    app: Router,
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -40,7 +44,7 @@ pub async fn serve(
     warm_up(&state)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    serve_connections(state.clone(), listener, shutdown).await?;
+    serve_connections(app, state.clone(), listener, shutdown).await?;
     if let Some(trail) = &state.audit {
         trail.drain(AUDIT_DRAIN).await;
     }
@@ -70,7 +74,8 @@ async fn place(
 }
 
 /// [`serve`] without the warm-up: accepts and serves connections until `shutdown`.
-pub async fn serve_connections(
+pub(crate) async fn serve_connections(
+    app: Router,
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -78,7 +83,6 @@ pub async fn serve_connections(
     let conn = state.cfg.connections.clone();
     let open = Arc::new(tokio::sync::Semaphore::new(conn.max_connections));
     let registry = Arc::new(conn::Registry::default());
-    let app = app(state.clone());
     let graceful = GracefulShutdown::new();
     // Stop signal, then the drain: not ready, still serving; then the listener closes.
     let drain = conn.drain;

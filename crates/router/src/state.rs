@@ -12,10 +12,12 @@ use facelive_pipeline::{
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::{self, ApiKey, KeyLimits};
+use crate::config::ServerConfig;
+use crate::error::ApiError;
 use crate::input::fetch::Fetcher;
 use crate::refusals::{self, Refusals};
 use crate::work::Workers;
-use crate::{attest, audit, openapi, sessions, templates, ApiError, ServerConfig};
+use crate::{attest, audit, sessions, templates};
 
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
@@ -34,8 +36,6 @@ pub struct AppState {
     pub(crate) audit: Option<audit::Audit>,
     /// How the trail names each dialect's key: a short hash of its value.
     pub(crate) key_ids: [String; ApiKey::ALL.len()],
-    /// `/openapi.json`, rendered once: it depends only on the configuration.
-    pub(crate) openapi: axum::body::Bytes,
 }
 
 impl AppState {
@@ -55,10 +55,6 @@ impl AppState {
             audit: audit::Audit::start(&cfg.audit)
                 .map_err(|e| ApiError::Internal(format!("cannot open the audit log: {e}")))?,
             key_ids: ApiKey::ALL.map(|k| auth::key_id(cfg.auth, cfg.keys.get(k))),
-            openapi: openapi::document(&cfg.limits)
-                .to_json()
-                .map_err(|e| ApiError::Internal(format!("the API description: {e}")))?
-                .into(),
             pipeline,
             cfg,
             metrics,

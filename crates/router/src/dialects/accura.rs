@@ -12,16 +12,51 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Extension, Json};
+use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
-use super::Purpose;
-use crate::admission::admit;
+use crate::admission::{admit, decide};
+use crate::auth::ApiKey;
+use crate::config::Limits;
+use crate::dialect::{Bodies, Credential, Decision, Dialect, Endpoint, Purpose, Route, Sizes};
+use crate::dialects::render;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
 
+pub static ACCURA: Dialect = Dialect {
+    name: "accura",
+    key: ApiKey::Accura,
+    credential: Credential::Header(&["api-key"]),
+    bodies: Bodies::JsonOrMultipart,
+    formats: Formats::ALL,
+    sizes: |l| Sizes {
+        body: Limits::json_or_form_body(l.accura_file),
+        file: l.accura_file,
+    },
+    error_status: ApiError::status,
+    endpoints: &[&ACCURA_LIVENESS],
+};
+
+pub static ACCURA_LIVENESS: Endpoint = Endpoint {
+    paths: &["/v2/api/liveness"],
+    label: "accura",
+    purpose: Purpose::Verdict,
+    // The vendor's threshold: 55% (decided as every threshold is, score >= 55%).
+    decision: Decision::Vendor(0.55),
+    handler: || post(liveness),
+};
+
+/// Accura's multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AccuraForm {
+    #[schema(value_type = String, format = Binary)]
+    liveness_image: Vec<u8>,
+}
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = AccuraJsonRequest)]
 struct JsonRequest {
@@ -30,7 +65,7 @@ struct JsonRequest {
 
 /// The vendor's threshold (55%), in percent as its answers carry it.
 fn threshold_percent() -> f32 {
-    let t = super::ACCURA.endpoints[0].decision.threshold();
+    let t = ACCURA_LIVENESS.decision.threshold();
     (t.expect("Accura decides at its own threshold") * 100.0).round()
 }
 
@@ -61,10 +96,10 @@ struct Failure {
 /// `liveness_score` is a percentage; above `threshold` (55) is live.
 #[utoipa::path(
     post,
-    path = super::ACCURA.endpoints[0].paths[0],
+    path = ACCURA_LIVENESS.paths[0],
     tag = "accura",
     request_body(content(
-        (crate::openapi::AccuraForm = "multipart/form-data"),
+        (AccuraForm = "multipart/form-data"),
         (JsonRequest = "application/json")
     )),
     responses(
@@ -74,11 +109,11 @@ struct Failure {
 )]
 pub async fn liveness(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let d = &super::ACCURA;
-    let (rid, res) = super::decide(&state, d, d.endpoints[0], &headers, run(&state, req)).await;
+    let (rid, res) = decide(&state, route, &headers, run(&state, route, req)).await;
     match res {
         Ok(v) => {
             let threshold = threshold_percent();
@@ -86,7 +121,7 @@ pub async fn liveness(
             // The pipeline's one decision (at the vendor's threshold, score >= 0.55), so
             // that the answer, the metrics and the audit trail never disagree.
             let (status, message) = match v.outcome {
-                Outcome::Retry => ("retry", super::retry_message(&v)),
+                Outcome::Retry => ("retry", render::retry_message(&v)),
                 Outcome::Live => ("live", "live face"),
                 Outcome::Spoof => ("spoof", "presentation attack"),
             };
@@ -109,14 +144,13 @@ pub async fn liveness(
                 message: e.public_message(),
                 request_id: rid,
             };
-            super::error_response(&e, body)
+            render::error_response(&e, body)
         }
     }
 }
 
-async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
-    let d = &super::ACCURA;
-    let a = admit(state, d, Purpose::Verdict, req).await?;
+async fn run(state: &AppState, route: Route, req: Request) -> Result<Verdict, ApiError> {
+    let a = admit(state, route, req).await?;
     let limit = a.sizes.file;
     let missing = || ApiError::MissingField("liveness_image".into());
     let bytes = match a.payload {
@@ -136,5 +170,5 @@ async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
     };
     input::check_file_size(&bytes, limit)?;
     let rule = DecisionRule::Threshold(threshold_percent() / 100.0);
-    state.judge(bytes, d.options(rule)).await
+    state.judge(bytes, route.dialect.options(rule)).await
 }

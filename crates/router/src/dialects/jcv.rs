@@ -13,21 +13,51 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Extension, Json};
+use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{
     BBox, CheckOptions, DecisionRule, ModelPack, Outcome, RetryReason, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
-use super::Purpose;
-use crate::admission::admit;
+use crate::admission::{admit, decide};
+use crate::auth::ApiKey;
+use crate::config::Limits;
+use crate::dialect::{Bodies, Credential, Decision, Dialect, Endpoint, Purpose, Route, Sizes};
+use crate::dialects::render;
 use crate::error::ApiError;
 use crate::input;
 use crate::AppState;
 
+pub static JCV: Dialect = Dialect {
+    name: "jcv",
+    key: ApiKey::Jcv,
+    // The platform's other APIs take `api-key`; its liveness page `X-API-Key`.
+    credential: Credential::Header(&["x-api-key", "api-key"]),
+    bodies: Bodies::Json,
+    // "Request and Response": JPG, PNG and GIF (its first frame).
+    formats: Formats::PNG_JPEG_GIF,
+    sizes: |l| Sizes {
+        body: Limits::json_body_for(l.jcv_file),
+        file: l.jcv_file,
+    },
+    error_status: ApiError::status,
+    endpoints: &[&JCV_LIVENESS],
+};
+
+pub static JCV_LIVENESS: Endpoint = Endpoint {
+    paths: &["/v1/jcv/liveness"],
+    label: "jcv",
+    purpose: Purpose::Verdict,
+    // JCV's recommended threshold, kept whatever the model version.
+    decision: Decision::Vendor(0.5),
+    handler: || post(liveness),
+};
+
 /// JCV's recommended threshold, kept whatever the model version.
 fn threshold() -> f32 {
-    let t = super::JCV.endpoints[0].decision.threshold();
+    let t = JCV_LIVENESS.decision.threshold();
     t.expect("JCV decides at its own threshold")
 }
 
@@ -105,7 +135,7 @@ fn position(b: &BBox, width: u32, height: u32) -> Position {
 /// Only `images[0]` is analysed; its largest face's `position` is always answered.
 #[utoipa::path(
     post,
-    path = super::JCV.endpoints[0].paths[0],
+    path = JCV_LIVENESS.paths[0],
     tag = "jcv",
     request_body(content((JsonRequest = "application/json"))),
     responses(
@@ -115,11 +145,11 @@ fn position(b: &BBox, width: u32, height: u32) -> Position {
 )]
 pub async fn liveness(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let d = &super::JCV;
-    let (rid, res) = super::decide(&state, d, d.endpoints[0], &headers, run(&state, req)).await;
+    let (rid, res) = decide(&state, route, &headers, run(&state, route, req)).await;
     match res {
         Ok(v) => {
             let position = v
@@ -153,14 +183,13 @@ pub async fn liveness(
                 },
                 request_id: rid,
             };
-            super::error_response(&e, body)
+            render::error_response(&e, body)
         }
     }
 }
 
-async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
-    let d = &super::JCV;
-    let a = admit(state, d, Purpose::Verdict, req).await?;
+async fn run(state: &AppState, route: Route, req: Request) -> Result<Verdict, ApiError> {
+    let a = admit(state, route, req).await?;
     let file_limit = a.sizes.file;
     let body = a.json()?;
     let r: JsonRequest = input::json(&body)?;
@@ -194,7 +223,7 @@ async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
     input::check_file_size(&bytes, file_limit)?;
     let opts = CheckOptions {
         auto_rotate: Some(r.auto_rotate.unwrap_or(false)),
-        ..d.options(DecisionRule::Threshold(threshold()))
+        ..route.dialect.options(DecisionRule::Threshold(threshold()))
     };
     let verdict = state.judge(bytes, opts).await?;
     // JCV documents no face as a "face not found" error, not a result.

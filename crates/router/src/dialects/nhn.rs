@@ -14,19 +14,57 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Extension, Json};
+use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{
     CheckName, CheckOptions, DecisionRule, OperatingPoint, Point, RetryReason, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
-use super::Purpose;
-use super::{fraction_box, fraction_point, FractionBox};
-use crate::admission::admit;
+use crate::admission::{admit, decide};
+use crate::auth::ApiKey;
+use crate::config::Limits;
+use crate::dialect::{Bodies, Credential, Decision, Dialect, Endpoint, Purpose, Route, Sizes};
+use crate::dialects::render::{self, fraction_box, fraction_point, FractionBox};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
 
+pub static NHN: Dialect = Dialect {
+    name: "nhn",
+    key: ApiKey::Nhn,
+    credential: Credential::AppKeyInPathAndSecret,
+    bodies: Bodies::JsonOrMultipart,
+    // NHN's input guide: PNG and JPEG.
+    formats: Formats::PNG_JPEG,
+    sizes: |l| Sizes {
+        body: Limits::json_or_form_body(l.nhn_file),
+        file: l.nhn_file,
+    },
+    error_status: ApiError::nhn_status,
+    endpoints: &[&NHN_SPOOFING],
+};
+
+pub static NHN_SPOOFING: Endpoint = Endpoint {
+    paths: &["/v1.0/appkeys/{appKey}/spoofing"],
+    label: "nhn",
+    purpose: Purpose::Verdict,
+    decision: Decision::OperatingPoints,
+    handler: || post(spoofing),
+};
+
+/// NHN's multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct NhnForm {
+    #[serde(rename = "imageFile")]
+    #[schema(value_type = String, format = Binary)]
+    image_file: Vec<u8>,
+    /// weak, balanced (default) or strict.
+    #[serde(rename = "spoofingCondition")]
+    spoofing_condition: Option<String>,
+}
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NhnRequest)]
 #[serde(rename_all = "camelCase")]
@@ -92,12 +130,12 @@ struct Body {
 /// errors included: the outcome is in `header.isSuccessful` and `header.resultCode`.
 #[utoipa::path(
     post,
-    path = super::NHN.endpoints[0].paths[0],
+    path = NHN_SPOOFING.paths[0],
     tag = "nhn",
     params(("appKey" = String, Path, description = "the NHN app key")),
     request_body(content(
         (JsonRequest = "application/json"),
-        (crate::openapi::NhnForm = "multipart/form-data")
+        (NhnForm = "multipart/form-data")
     )),
     responses(
         (status = 200, description = "the faces, or the error in the header", body = Body),
@@ -106,11 +144,11 @@ struct Body {
 )]
 pub async fn spoofing(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let d = &super::NHN;
-    let (_, res) = super::decide(&state, d, d.endpoints[0], &headers, run(&state, req)).await;
+    let (_, res) = decide(&state, route, &headers, run(&state, route, req)).await;
     match res.and_then(render) {
         Ok(data) => Json(Body {
             header: Header {
@@ -136,9 +174,8 @@ fn condition(v: Option<&str>) -> Result<OperatingPoint, ApiError> {
     }
 }
 
-async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
-    let d = &super::NHN;
-    let a = admit(state, d, Purpose::Verdict, req).await?;
+async fn run(state: &AppState, route: Route, req: Request) -> Result<Verdict, ApiError> {
+    let a = admit(state, route, req).await?;
     let file_limit = a.sizes.file;
     let (bytes, point) = match a.payload {
         Payload::Json(body) => {
@@ -162,7 +199,7 @@ async fn run(state: &AppState, req: Request) -> Result<Verdict, ApiError> {
     input::check_file_size(&bytes, file_limit)?;
     let opts = CheckOptions {
         judge_all_faces: true,
-        ..d.options(DecisionRule::Point(point))
+        ..route.dialect.options(DecisionRule::Point(point))
     };
     state.judge(bytes, opts).await
 }
@@ -237,7 +274,7 @@ fn error_response(e: &ApiError) -> Response {
         },
         data: None,
     };
-    let mut resp = super::error_response(e, body);
-    *resp.status_mut() = (super::NHN.error_status)(e);
+    let mut resp = render::error_response(e, body);
+    *resp.status_mut() = (NHN.error_status)(e);
     resp
 }

@@ -15,16 +15,51 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Extension, Json};
+use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{CheckName, DecisionRule, Outcome, RetryReason, Verdict};
 use serde::{Deserialize, Serialize};
 
-use super::Purpose;
-use super::{Endpoint, SPOOFSENSE, SPOOFSENSE_ANTISPOOFING, SPOOFSENSE_ROBUST};
-use crate::admission::admit;
+use crate::admission::{admit, decide};
+use crate::auth::ApiKey;
+use crate::dialect::{Bodies, Credential, Decision, Dialect, Endpoint, Purpose, Route, Sizes};
+use crate::dialects::render;
 use crate::error::ApiError;
 use crate::input;
 use crate::AppState;
+
+pub static SPOOFSENSE: Dialect = Dialect {
+    name: "spoofsense",
+    key: ApiKey::SpoofSense,
+    credential: Credential::Header(&["x-api-key"]),
+    bodies: Bodies::Json,
+    // Image requirements: png, jpg, jpeg.
+    formats: Formats::PNG_JPEG,
+    sizes: |l| Sizes {
+        body: l.spoofsense_body,
+        file: l.spoofsense_body,
+    },
+    error_status: ApiError::spoofsense_status,
+    endpoints: &[&SPOOFSENSE_ANTISPOOFING, &SPOOFSENSE_ROBUST],
+};
+
+pub static SPOOFSENSE_ANTISPOOFING: Endpoint = Endpoint {
+    // Its evaluation script posts to /v3/antispoofing.
+    paths: &["/antispoofing", "/v3/antispoofing"],
+    label: "spoofsense",
+    purpose: Purpose::Verdict,
+    decision: Decision::Vendor(0.55),
+    handler: || post(antispoofing),
+};
+
+pub static SPOOFSENSE_ROBUST: Endpoint = Endpoint {
+    paths: &["/robust"],
+    label: "spoofsense_robust",
+    purpose: Purpose::Verdict,
+    decision: Decision::Vendor(0.50),
+    handler: || post(robust),
+};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = SpoofSenseRequest)]
@@ -67,10 +102,11 @@ struct Body {
 )]
 pub async fn antispoofing(
     state: State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    endpoint(state, headers, req, &SPOOFSENSE_ANTISPOOFING).await
+    endpoint(state, route, headers, req).await
 }
 
 /// SpoofSense anti-spoofing for low-quality captures
@@ -86,22 +122,28 @@ pub async fn antispoofing(
         (status = "default", description = "an error", body = Body)
     )
 )]
-pub async fn robust(state: State<Arc<AppState>>, headers: HeaderMap, req: Request) -> Response {
-    endpoint(state, headers, req, &SPOOFSENSE_ROBUST).await
+pub async fn robust(
+    state: State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    endpoint(state, route, headers, req).await
 }
 
 async fn endpoint(
     State(state): State<Arc<AppState>>,
+    route: Route,
     headers: HeaderMap,
     req: Request,
-    e: &'static Endpoint,
 ) -> Response {
-    let threshold = e
+    let threshold = route
+        .endpoint
         .decision
         .threshold()
         .expect("SpoofSense decides at its own thresholds");
-    let run = run(&state, req, threshold);
-    let (_, res) = super::decide(&state, &SPOOFSENSE, e, &headers, run).await;
+    let run = run(&state, route, req, threshold);
+    let (_, res) = decide(&state, route, &headers, run).await;
     match res {
         Ok(v) => Json(render(&v)).into_response(),
         Err(e) => failure(&e),
@@ -126,7 +168,7 @@ fn failure(e: &ApiError) -> Response {
                 model_output: None,
                 error_code: Some(e.mapping().spoofsense),
             };
-            let mut resp = super::error_response(e, body);
+            let mut resp = render::error_response(e, body);
             *resp.status_mut() = status;
             resp
         }
@@ -136,8 +178,13 @@ fn failure(e: &ApiError) -> Response {
 /// SpoofSense's smallest face, either side, in original pixels.
 const MIN_FACE: f32 = 128.0;
 
-async fn run(state: &AppState, req: Request, threshold: f32) -> Result<Verdict, ApiError> {
-    let a = admit(state, &SPOOFSENSE, Purpose::Verdict, req).await?;
+async fn run(
+    state: &AppState,
+    route: Route,
+    req: Request,
+    threshold: f32,
+) -> Result<Verdict, ApiError> {
+    let a = admit(state, route, req).await?;
     let body = a.json()?;
     let r: JsonRequest = input::json(&body)?;
     let data = r
@@ -145,7 +192,7 @@ async fn run(state: &AppState, req: Request, threshold: f32) -> Result<Verdict, 
         .filter(|d| !d.trim().is_empty())
         .ok_or_else(|| ApiError::MissingField("data".into()))?;
     let bytes = input::decode_base64(&data)?;
-    let opts = SPOOFSENSE.options(DecisionRule::Threshold(threshold));
+    let opts = route.dialect.options(DecisionRule::Threshold(threshold));
     state.judge(bytes, opts).await
 }
 
@@ -189,7 +236,7 @@ fn render(v: &Verdict) -> Body {
     match (v.outcome, v.live_score) {
         (Outcome::Retry, _) | (_, None) => Body {
             success: false,
-            message: super::retry_message(v).into(),
+            message: render::retry_message(v).into(),
             model_output: None,
             error_code: Some(retry_code(v.retry_reason)),
         },

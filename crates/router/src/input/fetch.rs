@@ -11,70 +11,14 @@
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::ops::RangeInclusive;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
+use crate::config::FetchRules;
 use crate::error::ApiError;
-
-/// A network `addr/prefix` (or one address) that URL fetches may reach despite the
-/// default refusals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Network(IpNet);
-
-impl From<Network> for String {
-    fn from(n: Network) -> String {
-        n.0.to_string()
-    }
-}
-
-impl std::str::FromStr for Network {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        s.parse::<IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-            .map(Network)
-            .map_err(|_| format!("{s:?}: not an IP address or network"))
-    }
-}
-
-impl TryFrom<String> for Network {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl Network {
-    fn contains(&self, ip: IpAddr) -> bool {
-        self.0.contains(&ip)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FetchRules {
-    pub ports: Vec<RangeInclusive<u16>>,
-    pub allow: Vec<Network>,
-    pub timeout: Duration,
-    pub max_redirects: usize,
-}
-
-impl Default for FetchRules {
-    fn default() -> Self {
-        Self {
-            // NHN's rule: 80, 443 and 10000-12000.
-            ports: vec![80..=80, 443..=443, 10000..=12000],
-            allow: Vec::new(),
-            timeout: Duration::from_secs(10),
-            max_redirects: 3,
-        }
-    }
-}
 
 /// Special-purpose IPv4 blocks that are not globally reachable (IANA IPv4 Special-Purpose
 /// Address Registry), plus multicast, by the reason given when one is refused.
@@ -349,6 +293,7 @@ fn classify(e: reqwest::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Network;
 
     /// One address from every IANA special-purpose block that is not globally reachable
     /// (IPv4 and IPv6 registries), and multicast and site-local.

@@ -1,6 +1,6 @@
 //! The native API's liveness with verify: `POST /v1/verify` (a selfie judged and its judged
 //! face matched against a reference photo or template), `POST /v1/templates` (a reference
-//! photo sealed into a template), and what binds a capture session to a reference.
+//! photo sealed into a template).
 //!
 //! JSON `{"image": {"base64"|"url"}, "reference": {"base64"|"url"|"template"},
 //! "operating_point"?, "threshold"?, "match_threshold"?, "auto_rotate"?}`, or multipart with
@@ -12,22 +12,63 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Extension, Json};
 use facelive_pipeline::{
-    CheckOptions, ImageInfo, MatchRule, ModelPack, OperatingPoint, QualityCheck, RetryReason,
-    VerifyOutcome, VerifyVerdict, WhichImage,
+    CheckOptions, DecisionRule, ImageInfo, MatchRule, ModelPack, OperatingPoint, QualityCheck,
+    RetryReason, VerifyOutcome, VerifyVerdict, WhichImage,
 };
 use serde::{Deserialize, Serialize};
 
-use super::native::{
-    image_bytes, render_verdict, rule_of, ImageSource, NativeFace, NativeResponse,
+use super::liveness::{
+    error_response, image_bytes, render_verdict, rule_of, ErrorBody, ImageSource, NativeFace,
+    NativeResponse,
 };
-use super::{fraction_box, Endpoint, Purpose, NATIVE, NATIVE_TEMPLATES, NATIVE_VERIFY};
-use crate::admission::admit;
+use crate::admission::{admit, decide};
+use crate::dialect::{Decision, Endpoint, Purpose, Route};
+use crate::dialects::render::fraction_box;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::sessions::Binding;
-use crate::{AppState, ReferenceInput};
+use crate::request_id;
+use crate::state::{AppState, ReferenceInput};
+
+/// Liveness with verify: the selfie judged, its judged face matched against a reference.
+pub static NATIVE_VERIFY: Endpoint = Endpoint {
+    paths: &["/v1/verify"],
+    label: "native_verify",
+    purpose: Purpose::Verdict,
+    decision: Decision::OperatingPoints,
+    handler: || post(verify),
+};
+
+/// A reference photo sealed into a template: no decision, so not audited.
+pub static NATIVE_TEMPLATES: Endpoint = Endpoint {
+    paths: &["/v1/templates"],
+    label: "template",
+    purpose: Purpose::Guidance,
+    decision: Decision::OperatingPoints,
+    handler: || post(template),
+};
+
+/// The verify endpoint's multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form `from_form` reads.
+struct VerifyForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// The reference photo; or give `reference_template`.
+    #[schema(value_type = Option<String>, format = Binary)]
+    reference: Option<Vec<u8>>,
+    /// A template from `POST /v1/templates`.
+    reference_template: Option<String>,
+    operating_point: Option<facelive_pipeline::OperatingPoint>,
+    /// 0..1; overrides operating_point.
+    threshold: Option<String>,
+    /// -1..1; overrides the operating point's match threshold.
+    match_threshold: Option<String>,
+    /// true or false: apply the EXIF orientation.
+    auto_rotate: Option<String>,
+}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = VerifyRequest)]
@@ -47,10 +88,10 @@ struct JsonRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NativeReferenceSource)]
 #[serde(deny_unknown_fields)]
-struct ReferenceSource {
-    base64: Option<String>,
-    url: Option<String>,
-    template: Option<String>,
+pub(super) struct ReferenceSource {
+    pub base64: Option<String>,
+    pub url: Option<String>,
+    pub template: Option<String>,
 }
 
 /// The reference's face, when a photo was given.
@@ -95,23 +136,24 @@ pub struct VerifyResponse {
     tag = "native",
     request_body(content(
         (JsonRequest = "application/json"),
-        (crate::openapi::VerifyForm = "multipart/form-data")
+        (VerifyForm = "multipart/form-data")
     )),
     responses(
         (status = 200, description = "the verdict and the match", body = VerifyResponse),
-        (status = "default", description = "an error", body = super::native::ErrorBody)
+        (status = "default", description = "an error", body = ErrorBody)
     )
 )]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let run = run(&state, req, &NATIVE_VERIFY);
-    let (rid, res) = super::decide(&state, &NATIVE, &NATIVE_VERIFY, &headers, run).await;
+    let run = run(&state, route, req);
+    let (rid, res) = decide(&state, route, &headers, run).await;
     match res {
         Ok(v) => Json(render(v, rid)).into_response(),
-        Err(e) => super::native::error_response(&e, rid),
+        Err(e) => error_response(&e, rid),
     }
 }
 
@@ -119,16 +161,13 @@ pub async fn verify(
 struct Asked {
     image: Vec<u8>,
     reference: ReferenceInput,
-    opts: CheckOptions,
+    decision: DecisionRule,
+    auto_rotate: Option<bool>,
     rule: MatchRule,
 }
 
-async fn run(
-    state: &AppState,
-    req: Request,
-    endpoint: &Endpoint,
-) -> Result<VerifyVerdict, ApiError> {
-    let a = admit(state, &NATIVE, endpoint.purpose, req).await?;
+async fn run(state: &AppState, route: Route, req: Request) -> Result<VerifyVerdict, ApiError> {
+    let a = admit(state, route, req).await?;
     if a.session.is_some() {
         // A page's token may judge its one capture, bound or not; it chooses no reference.
         return Err(ApiError::Unauthorized);
@@ -137,20 +176,13 @@ async fn run(
         Payload::Json(body) => from_json(state, &body, a.sizes.body).await?,
         Payload::Multipart(mp) => from_form(state, mp, a.sizes.body).await?,
     };
+    let opts = CheckOptions {
+        auto_rotate: asked.auto_rotate,
+        ..route.dialect.options(asked.decision)
+    };
     state
-        .verify(asked.image, asked.reference, asked.opts, asked.rule)
+        .verify(asked.image, asked.reference, opts, asked.rule)
         .await
-}
-
-fn options(
-    point: Option<OperatingPoint>,
-    threshold: Option<f32>,
-    auto_rotate: Option<bool>,
-) -> Result<CheckOptions, ApiError> {
-    Ok(CheckOptions {
-        auto_rotate,
-        ..NATIVE.options(rule_of(point, threshold)?)
-    })
 }
 
 fn match_rule(t: Option<f32>) -> Result<MatchRule, ApiError> {
@@ -162,7 +194,7 @@ fn match_rule(t: Option<f32>) -> Result<MatchRule, ApiError> {
     }
 }
 
-async fn reference_of(
+pub(super) async fn reference_of(
     state: &AppState,
     r: ReferenceSource,
     limit: usize,
@@ -186,7 +218,8 @@ async fn reference_of(
 async fn from_json(state: &AppState, body: &[u8], limit: usize) -> Result<Asked, ApiError> {
     let r: JsonRequest = input::json(body)?;
     Ok(Asked {
-        opts: options(r.operating_point, r.threshold, r.auto_rotate)?,
+        decision: rule_of(r.operating_point, r.threshold)?,
+        auto_rotate: r.auto_rotate,
         rule: match_rule(r.match_threshold)?,
         image: image_bytes(state, r.image, "image", limit).await?,
         reference: reference_of(state, r.reference, limit).await?,
@@ -218,7 +251,7 @@ async fn from_form(
             })
         })
         .transpose()?;
-    let opts = options(point, number("threshold")?, auto_rotate)?;
+    let decision = rule_of(point, number("threshold")?)?;
     let rule = match_rule(number("match_threshold")?)?;
     let template = text("reference_template");
     let image = form
@@ -242,7 +275,8 @@ async fn from_form(
     Ok(Asked {
         image,
         reference,
-        opts,
+        decision,
+        auto_rotate,
         rule,
     })
 }
@@ -308,21 +342,22 @@ pub struct TemplateResponse {
     tag = "native",
     request_body(content(
         (TemplateRequest = "application/json"),
-        (crate::openapi::NativeForm = "multipart/form-data")
+        (super::liveness::NativeForm = "multipart/form-data")
     )),
     responses(
         (status = 200, description = "the template", body = TemplateResponse),
-        (status = "default", description = "an error", body = super::native::ErrorBody)
+        (status = "default", description = "an error", body = ErrorBody)
     )
 )]
 pub async fn template(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = super::request_id(&headers);
+    let rid = request_id::of(&headers);
     let run = async {
-        let a = admit(&state, &NATIVE, Purpose::Guidance, req).await?;
+        let a = admit(&state, route, req).await?;
         if a.session.is_some() {
             // A page's token judges one capture; it makes no references.
             return Err(ApiError::Unauthorized);
@@ -353,7 +388,7 @@ pub async fn template(
     let label = res
         .as_ref()
         .map_or_else(|e| e.mapping().code, |_| "template");
-    metrics::counter!("facelive_requests_total", "dialect" => NATIVE_TEMPLATES.label, "outcome" => label).increment(1);
+    metrics::counter!("facelive_requests_total", "dialect" => route.endpoint.label, "outcome" => label).increment(1);
     match res {
         Ok((face, sealed)) => {
             let embedder = state
@@ -377,61 +412,6 @@ pub async fn template(
             })
             .into_response()
         }
-        Err(e) => super::native::error_response(&e, rid),
+        Err(e) => error_response(&e, rid),
     }
-}
-
-/// `POST /v1/sessions`'s optional JSON body: a nonce from the integrator's backend and a
-/// reference (a photo or a template) the session's selfie will be verified against.
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[schema(as = SessionRequest)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SessionRequest {
-    /// Echoed in the session's attestation (at most 256 characters).
-    nonce: Option<String>,
-    reference: Option<ReferenceSource>,
-}
-
-/// The binding a session request asks for: its reference sealed into a template.
-pub(super) async fn session_binding(state: &AppState, body: &[u8]) -> Result<Binding, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Binding::default());
-    }
-    let r: SessionRequest = input::json(body)?;
-    if r.nonce.as_ref().is_some_and(|n| n.len() > 256) {
-        return Err(ApiError::InvalidParam(
-            "nonce is over 256 characters".into(),
-        ));
-    }
-    let limit = state.cfg.limits.native_body;
-    let template = match r.reference {
-        None => None,
-        Some(ReferenceSource {
-            template: Some(t),
-            base64: None,
-            url: None,
-        }) => {
-            state.open_template(&t)?;
-            Some(t)
-        }
-        Some(source) => match reference_of(state, source, limit).await? {
-            ReferenceInput::Image(bytes) => Some(state.template(bytes, None).await?.1),
-            ReferenceInput::Embedding(_) => unreachable!("a template is matched above"),
-        },
-    };
-    Ok(Binding {
-        nonce: r.nonce,
-        template,
-    })
-}
-
-/// The public keys that verify session attestations (RFC 7517).
-#[utoipa::path(
-    get,
-    path = crate::JWKS,
-    tag = "native",
-    responses((status = 200, description = "the JSON Web Key Set of the attestation key"))
-)]
-pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    Json(state.attestor.jwks()).into_response()
 }

@@ -1,4 +1,4 @@
-//! facelive's own API: everything the pipeline knows.
+//! facelive's own API, its liveness endpoints: everything the pipeline knows.
 //!
 //! `POST /v1/liveness`, `Authorization: Bearer <key>`; JSON
 //! `{"image": {"base64": ".."} | {"url": ".."}, "operating_point"?, "threshold"?, "auto_rotate"?}`
@@ -9,7 +9,8 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Extension, Json};
 use facelive_pipeline::{
     BBox, CheckOptions, DecisionRule, Face, ImageInfo, Landmarks, MatchRule, ModelPack, ModelScore,
     OperatingPoint, Outcome, QualityCheck, RetryReason, Timings, Verdict, VerifyOutcome,
@@ -17,13 +18,43 @@ use facelive_pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{fraction_box, request_id, FractionBox, NATIVE, NATIVE_CHECK, NATIVE_GUIDANCE};
-use super::{Endpoint, Purpose};
-use crate::admission::admit;
+use crate::admission::{admit, decide};
 use crate::attest::Claims;
+use crate::dialect::{Decision, Endpoint, Purpose, Route};
+use crate::dialects::render::{self, fraction_box, FractionBox};
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::{AppState, Decided, ReferenceInput};
+use crate::state::{AppState, Decided, ReferenceInput};
+
+pub static NATIVE_CHECK: Endpoint = Endpoint {
+    paths: &["/v1/liveness"],
+    label: "native",
+    purpose: Purpose::Verdict,
+    decision: Decision::OperatingPoints,
+    handler: || post(check),
+};
+
+/// Capture guidance: the quality checks only, so no decision to log as one.
+pub static NATIVE_GUIDANCE: Endpoint = Endpoint {
+    paths: &["/v1/quality"],
+    label: "guidance",
+    purpose: Purpose::Guidance,
+    decision: Decision::OperatingPoints,
+    handler: || post(quality),
+};
+
+/// The native API's multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form `from_form` reads.
+pub(super) struct NativeForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    operating_point: Option<facelive_pipeline::OperatingPoint>,
+    /// 0..1; overrides operating_point.
+    threshold: Option<String>,
+    /// true or false: apply the EXIF orientation.
+    auto_rotate: Option<String>,
+}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NativeRequest)]
@@ -38,7 +69,7 @@ struct JsonRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NativeImageSource)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ImageSource {
+pub(crate) struct ImageSource {
     pub base64: Option<String>,
     pub url: Option<String>,
 }
@@ -120,7 +151,7 @@ impl Decided for Answer {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = NativeError)]
-pub(super) struct ErrorBody {
+pub(crate) struct ErrorBody {
     request_id: String,
     error: ErrorDetail,
 }
@@ -143,7 +174,7 @@ struct ErrorDetail {
     tag = "native",
     request_body(content(
         (JsonRequest = "application/json"),
-        (crate::openapi::NativeForm = "multipart/form-data")
+        (NativeForm = "multipart/form-data")
     )),
     responses(
         (status = 200, description = "the verdict", body = NativeResponse),
@@ -152,21 +183,22 @@ struct ErrorDetail {
 )]
 pub async fn check(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    respond(&state, &headers, req, &NATIVE_CHECK, render).await
+    respond(&state, route, &headers, req, render).await
 }
 
 async fn respond<T: Serialize>(
     state: &AppState,
+    route: Route,
     headers: &HeaderMap,
     req: Request,
-    endpoint: &Endpoint,
     shape: fn(Answer, String) -> T,
 ) -> Response {
-    let run = run(state, req, endpoint.purpose);
-    let (rid, res) = super::decide(state, &NATIVE, endpoint, headers, run).await;
+    let run = run(state, route, req);
+    let (rid, res) = decide(state, route, headers, run).await;
     match res {
         Ok(v) => Json(shape(v, rid)).into_response(),
         Err(e) => error_response(&e, rid),
@@ -180,14 +212,15 @@ struct Asked {
     auto_rotate: Option<bool>,
 }
 
-async fn run(state: &AppState, req: Request, purpose: Purpose) -> Result<Answer, ApiError> {
-    let a = admit(state, &NATIVE, purpose, req).await?;
+async fn run(state: &AppState, route: Route, req: Request) -> Result<Answer, ApiError> {
+    let purpose = route.endpoint.purpose;
+    let a = admit(state, route, req).await?;
     let session = a.session.clone();
     let asked = read(state, a.payload, a.sizes.body).await?;
     let opts = CheckOptions {
         auto_rotate: asked.auto_rotate,
         skip_judges: purpose == Purpose::Guidance,
-        ..NATIVE.options(asked.rule)
+        ..route.dialect.options(asked.rule)
     };
     let session = session.filter(|_| purpose == Purpose::Verdict);
     let Some(session) = session else {
@@ -235,7 +268,7 @@ struct Given {
     auto_rotate: Option<bool>,
 }
 
-pub(super) fn rule_of(
+pub(crate) fn rule_of(
     point: Option<OperatingPoint>,
     threshold: Option<f32>,
 ) -> Result<DecisionRule, ApiError> {
@@ -265,7 +298,7 @@ async fn read(state: &AppState, payload: Payload, limit: usize) -> Result<Asked,
 }
 
 /// The bytes of an image given as base64 or a URL (`field` names it in errors).
-pub(super) async fn image_bytes(
+pub(crate) async fn image_bytes(
     state: &AppState,
     source: ImageSource,
     field: &str,
@@ -333,7 +366,7 @@ async fn from_form(mp: axum::extract::Multipart, limit: usize) -> Result<Given, 
     tag = "native",
     request_body(content(
         (JsonRequest = "application/json"),
-        (crate::openapi::NativeForm = "multipart/form-data")
+        (NativeForm = "multipart/form-data")
     )),
     responses(
         (status = 200, description = "the guidance", body = Guidance),
@@ -342,10 +375,11 @@ async fn from_form(mp: axum::extract::Multipart, limit: usize) -> Result<Given, 
 )]
 pub async fn quality(
     State(state): State<Arc<AppState>>,
+    Extension(route): Extension<Route>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    respond(&state, &headers, req, &NATIVE_GUIDANCE, guidance).await
+    respond(&state, route, &headers, req, guidance).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -396,43 +430,6 @@ fn guidance(a: Answer, request_id: String) -> Guidance {
     }
 }
 
-/// `POST /v1/sessions`: a capture session token for a web page, for the native key only
-/// (a token cannot make tokens).
-#[utoipa::path(
-    post,
-    path = crate::SESSIONS,
-    tag = "native",
-    responses(
-        (status = 201, description = "a session token", body = crate::sessions::Issued),
-        (status = 401, description = "unauthorized: the native key is missing or wrong (a session token cannot make tokens)", body = ErrorBody)
-    )
-)]
-pub async fn session(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let rid = request_id(&headers);
-    let cfg = &state.cfg;
-    let key = crate::auth::check_header(
-        cfg.auth,
-        &headers,
-        "authorization",
-        "Bearer ",
-        cfg.keys.native.as_deref(),
-    );
-    let issued = match key {
-        Ok(()) => super::verify::session_binding(&state, &body)
-            .await
-            .map(|b| state.sessions.issue(&b)),
-        Err(e) => Err(e),
-    };
-    match issued {
-        Ok(t) => (axum::http::StatusCode::CREATED, Json(t)).into_response(),
-        Err(e) => error_response(&e, rid),
-    }
-}
-
 fn native_face(f: &Face, score: Option<f32>, info: &ImageInfo) -> NativeFace {
     NativeFace {
         bbox: f.bbox,
@@ -465,7 +462,7 @@ fn render(a: Answer, request_id: String) -> NativeResponse {
     r
 }
 
-pub(super) fn render_verdict(v: Verdict, request_id: String) -> NativeResponse {
+pub(crate) fn render_verdict(v: Verdict, request_id: String) -> NativeResponse {
     let info = &v.image;
     let face = v.face.as_ref().map(|j| NativeFace {
         bbox: j.bbox,
@@ -500,7 +497,7 @@ pub(super) fn render_verdict(v: Verdict, request_id: String) -> NativeResponse {
     }
 }
 
-pub(super) fn error_response(e: &ApiError, request_id: String) -> Response {
+pub(crate) fn error_response(e: &ApiError, request_id: String) -> Response {
     let body = ErrorBody {
         request_id,
         error: ErrorDetail {
@@ -508,5 +505,5 @@ pub(super) fn error_response(e: &ApiError, request_id: String) -> Response {
             message: e.public_message(),
         },
     };
-    super::error_response(e, body)
+    render::error_response(e, body)
 }
