@@ -1,8 +1,8 @@
 //! tract-onnx: the embedded default engine.
 
 mod depthwise;
+mod kernels;
 mod maxpool;
-#[cfg(target_arch = "x86_64")]
 mod pointwise;
 mod prelu;
 
@@ -39,7 +39,6 @@ fn optimize(model: InferenceModel, input_shape: &[usize]) -> TractResult<TypedMo
         .into_typed()?
         .into_decluttered()?;
     depthwise::rewrite(&mut model)?;
-    #[cfg(target_arch = "x86_64")]
     pointwise::rewrite(&mut model)?;
     model.into_optimized()
 }

@@ -1,20 +1,58 @@
 //! The INTER_AREA shrink's moves between rows and vector lanes, and its rounding to bytes
 //! ([`super::resize::area_downscale`]). Written one value at a time these were most of the
-//! shrink's time; with AVX2 (the x86-64-v3 baseline) they go eight values at a time. Other
-//! targets keep the scalar loops, which are also the definition the tests compare with.
+//! shrink's time; with AVX2 they go eight values at a time.
+//!
+//! The dispatch style of facelive's kernels (as the backends' `tract/kernels/`): each
+//! function is the plain definition, which every CPU runs, plus a vector path behind
+//! `#[target_feature]` chosen at run time (`is_x86_feature_detected!`, a constant true in
+//! the default x86-64-v3 build). The choice is a value ([`Path`]), so the property tests
+//! run every path this CPU has against the definition, in any build.
 
 /// Rows of source values per block of the shrink's horizontal pass: one per vector lane.
 pub(super) const LANES: usize = 8;
 
+/// The code that moves and rounds values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    /// The definition, one value at a time.
+    Plain,
+    /// Eight at a time.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Path {
+    /// Every path this CPU runs, the fastest last.
+    pub fn available() -> Vec<Path> {
+        let mut paths = vec![Path::Plain];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            paths.push(Path::Avx2);
+        }
+        paths
+    }
+
+    /// The fastest path this CPU runs.
+    pub fn best() -> Path {
+        *Path::available()
+            .last()
+            .expect("the plain path runs everywhere")
+    }
+}
+
 /// `cols[k][r] = src[r][k]` as f32: the block's rows, column by column. One value at a time
 /// this was a third of the shrink's time; with AVX2, eight columns of the eight rows are
 /// widened and transposed in registers.
-pub(super) fn fill_lanes(src: &[&[u8]; LANES], cols: &mut [[f32; LANES]]) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    // SAFETY: this build's CPU baseline has AVX2.
-    let done = unsafe { fill_lanes_avx2(src, cols) };
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
-    let done = 0;
+pub(super) fn fill_lanes(path: Path, src: &[&[u8]; LANES], cols: &mut [[f32; LANES]]) {
+    let done = match path {
+        Path::Plain => 0,
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => {
+            assert!(std::arch::is_x86_feature_detected!("avx2"));
+            // SAFETY: AVX2 was just detected.
+            unsafe { fill_lanes_avx2(src, cols) }
+        }
+    };
     for (k, col) in cols.iter_mut().enumerate().skip(done) {
         *col = std::array::from_fn(|r| src[r][k] as f32);
     }
@@ -24,7 +62,7 @@ pub(super) fn fill_lanes(src: &[&[u8]; LANES], cols: &mut [[f32; LANES]]) {
 ///
 /// # Safety
 /// The CPU has AVX2.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_lanes_avx2(src: &[&[u8]; LANES], cols: &mut [[f32; LANES]]) -> usize {
     use std::arch::x86_64::*;
@@ -49,7 +87,7 @@ unsafe fn fill_lanes_avx2(src: &[&[u8]; LANES], cols: &mut [[f32; LANES]]) -> us
 
 /// The 8x8 transpose of eight registers of eight f32: lane `r` of output `j` is lane `j`
 /// of input `r`.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
     use std::arch::x86_64::*;
@@ -92,16 +130,17 @@ fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 
 
 /// `rows[r * len + k] = acc[k][r]` for the first `n` lanes, `len` being `acc.len()`: the
 /// block's results back to rows, the inverse of [`fill_lanes`].
-pub(super) fn empty_lanes(acc: &[[f32; LANES]], rows: &mut [f32], n: usize) {
+pub(super) fn empty_lanes(path: Path, acc: &[[f32; LANES]], rows: &mut [f32], n: usize) {
     let len = acc.len();
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    let done = match n == LANES {
-        // SAFETY: this build's CPU baseline has AVX2.
-        true => unsafe { empty_lanes_avx2(acc, rows) },
-        false => 0,
+    let done = match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 if n == LANES => {
+            assert!(std::arch::is_x86_feature_detected!("avx2"));
+            // SAFETY: AVX2 was just detected.
+            unsafe { empty_lanes_avx2(acc, rows) }
+        }
+        _ => 0,
     };
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
-    let done = 0;
     for (r, row) in rows.chunks_exact_mut(len).take(n).enumerate() {
         for (v, a) in row[done..].iter_mut().zip(&acc[done..]) {
             *v = a[r];
@@ -114,7 +153,7 @@ pub(super) fn empty_lanes(acc: &[[f32; LANES]], rows: &mut [f32], n: usize) {
 ///
 /// # Safety
 /// The CPU has AVX2.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn empty_lanes_avx2(acc: &[[f32; LANES]], rows: &mut [f32]) -> usize {
     use std::arch::x86_64::*;
@@ -139,12 +178,16 @@ unsafe fn empty_lanes_avx2(acc: &[[f32; LANES]], rows: &mut [f32]) -> usize {
 
 /// `out[i] = acc[i].round().clamp(0.0, 255.0) as u8`. Rust's saturating float-to-byte
 /// conversion compiles to one scalar conversion per value; with AVX2, eight at a time.
-pub(super) fn round_to_bytes(acc: &[f32], out: &mut [u8]) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    // SAFETY: this build's CPU baseline has AVX2.
-    let done = unsafe { round_to_bytes_avx2(acc, out) };
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
-    let done = 0;
+pub(super) fn round_to_bytes(path: Path, acc: &[f32], out: &mut [u8]) {
+    let done = match path {
+        Path::Plain => 0,
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => {
+            assert!(std::arch::is_x86_feature_detected!("avx2"));
+            // SAFETY: AVX2 was just detected.
+            unsafe { round_to_bytes_avx2(acc, out) }
+        }
+    };
     for (o, v) in out.iter_mut().zip(acc).skip(done) {
         *o = v.round().clamp(0.0, 255.0) as u8;
     }
@@ -157,7 +200,7 @@ pub(super) fn round_to_bytes(acc: &[f32], out: &mut [u8]) {
 ///
 /// # Safety
 /// The CPU has AVX2.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn round_to_bytes_avx2(acc: &[f32], out: &mut [u8]) -> usize {
     use std::arch::x86_64::*;
@@ -202,11 +245,23 @@ mod tests {
         let grid = (-1024..300 * 1024).map(|i| i as f32 / 1024.0);
         let mut values: Vec<f32> = halves.chain(grid).collect();
         values.push(f32::from_bits(0.5f32.to_bits() - 1));
-        let mut out = vec![0u8; values.len()];
-        round_to_bytes(&values, &mut out);
-        for (v, o) in values.iter().zip(&out) {
-            assert_eq!(*o, v.round().clamp(0.0, 255.0) as u8, "{v}");
+        for path in Path::available() {
+            let mut out = vec![0u8; values.len()];
+            round_to_bytes(path, &values, &mut out);
+            for (v, o) in values.iter().zip(&out) {
+                assert_eq!(*o, v.round().clamp(0.0, 255.0) as u8, "{path:?} {v}");
+            }
         }
+    }
+
+    /// This machine runs the vector path where CI runs: a CPU without it would leave only
+    /// the definition tested, which this says rather than hides.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_best_path_is_the_vector_one_where_the_cpu_has_it() {
+        let has = std::arch::is_x86_feature_detected!("avx2");
+        assert_eq!(Path::best() == Path::Avx2, has);
+        assert_eq!(Path::available().last(), Some(&Path::best()));
     }
 
     proptest::proptest! {
@@ -220,19 +275,21 @@ mod tests {
         ) {
             let rows: Vec<&[u8]> = bytes.chunks_exact(len).collect();
             let src: [&[u8]; LANES] = std::array::from_fn(|r| rows[r]);
-            let mut cols = vec![[f32::NAN; LANES]; len];
-            fill_lanes(&src, &mut cols);
-            for (k, col) in cols.iter().enumerate() {
-                for r in 0..LANES {
-                    proptest::prop_assert_eq!(col[r], src[r][k] as f32);
+            for path in Path::available() {
+                let mut cols = vec![[f32::NAN; LANES]; len];
+                fill_lanes(path, &src, &mut cols);
+                for (k, col) in cols.iter().enumerate() {
+                    for r in 0..LANES {
+                        proptest::prop_assert_eq!(col[r], src[r][k] as f32, "{:?}", path);
+                    }
                 }
-            }
-            for n in [LANES, 3] {
-                let mut back = vec![f32::NAN; len * LANES];
-                empty_lanes(&cols, &mut back, n);
-                for r in 0..n {
-                    for k in 0..len {
-                        proptest::prop_assert_eq!(back[r * len + k], src[r][k] as f32);
+                for n in [LANES, 3] {
+                    let mut back = vec![f32::NAN; len * LANES];
+                    empty_lanes(path, &cols, &mut back, n);
+                    for r in 0..n {
+                        for k in 0..len {
+                            proptest::prop_assert_eq!(back[r * len + k], src[r][k] as f32, "{:?}", path);
+                        }
                     }
                 }
             }
@@ -243,10 +300,12 @@ mod tests {
         fn any_values_round_to_bytes_as_the_definition(
             values in proptest::collection::vec(-20f32..300f32, 0..70)
         ) {
-            let mut out = vec![0u8; values.len()];
-            round_to_bytes(&values, &mut out);
-            for (v, o) in values.iter().zip(&out) {
-                proptest::prop_assert_eq!(*o, v.round().clamp(0.0, 255.0) as u8);
+            for path in Path::available() {
+                let mut out = vec![0u8; values.len()];
+                round_to_bytes(path, &values, &mut out);
+                for (v, o) in values.iter().zip(&out) {
+                    proptest::prop_assert_eq!(*o, v.round().clamp(0.0, 255.0) as u8, "{:?}", path);
+                }
             }
         }
     }

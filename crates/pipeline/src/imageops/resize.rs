@@ -3,7 +3,7 @@
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use super::lanes::{empty_lanes, fill_lanes, round_to_bytes, LANES};
+use super::lanes::{empty_lanes, fill_lanes, round_to_bytes, Path, LANES};
 use crate::image::RgbImage;
 
 /// Shrinks `img` to `width` x `height` with an antialiasing filter (area-like), as a
@@ -55,7 +55,8 @@ pub fn area_downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (dw, dh) = (width as usize, height as usize);
     // Horizontal pass into f32 rows, then vertical (OpenCV's order). Each sum adds its
     // taps in order from zero, as the definition does.
-    let rows = horizontal_area_pass(&img.data, sw, &runs(area_weights(sw, dw)));
+    let path = Path::best();
+    let rows = horizontal_area_pass(path, &img.data, sw, &runs(area_weights(sw, dw)));
     let mut out = vec![0u8; dh * dw * 3];
     let mut acc = vec![0f32; dw * 3];
     let ys = runs(area_weights(sh, dh));
@@ -66,7 +67,7 @@ pub fn area_downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
                 *a += v * w;
             }
         }
-        round_to_bytes(&acc, line);
+        round_to_bytes(path, &acc, line);
     }
     RgbImage::new(width, height, out)
 }
@@ -76,7 +77,7 @@ pub fn area_downscale(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 /// lanes then share each tap's weight, and each tap is one vector multiply-add (one pixel's
 /// taps in a row are too few and too irregular to vectorise). A last, short block fills its
 /// missing lanes with a zero row and drops their results.
-fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec<f32> {
+fn horizontal_area_pass(path: Path, data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec<f32> {
     let (row_len, out_len) = (sw * 3, xt.len() * 3);
     // Filled block by block (not zeroed whole first: a frame's rows are over a megabyte).
     let mut rows = Vec::with_capacity(data.len() / row_len * out_len);
@@ -90,7 +91,7 @@ fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec
             true => &block[r * row_len..][..row_len],
             false => &zero_row,
         });
-        fill_lanes(&src, &mut cols);
+        fill_lanes(path, &src, &mut cols);
         for ((first, weights), out) in xt.iter().zip(acc.chunks_exact_mut(3)) {
             for (c, sum) in out.iter_mut().enumerate() {
                 let mut s = [0f32; LANES];
@@ -105,7 +106,7 @@ fn horizontal_area_pass(data: &[u8], sw: usize, xt: &[(usize, Vec<f32>)]) -> Vec
         }
         let from = rows.len();
         rows.resize(from + n * out_len, 0.0);
-        empty_lanes(&acc, &mut rows[from..], n);
+        empty_lanes(path, &acc, &mut rows[from..], n);
     }
     rows
 }
