@@ -1,21 +1,19 @@
 //! YuNet (OpenCV Zoo, 2023mar): anchor-free, one prior per cell at strides 8/16/32, with
 //! separate class and objectness heads. Decoding follows the models manifest.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
 use facelive_backends::{Backend, Model, Tensor};
-use facelive_models::{DetectorSpec, InputSpec, ModelSpec};
+use facelive_models::{DetectorSpec, ModelSpec};
 
 use super::detector::{sort_largest_first, DetectMode, Detector};
 use super::nms::nms;
 use crate::error::PipelineError;
 use crate::face::{BBox, Face, Landmarks, Point};
 use crate::image::RgbImage;
-use crate::imageops::area_downscale;
-use crate::imageops::letterbox::{canvases, shrink, Canvas, Shrink};
-use crate::tensor::{region_to_planar, to_planar, Region};
+use crate::imageops::letterbox::{shrink, shrunk, Canvas, Letterbox, Prepared, Source};
+use crate::tensor::Region;
 
 /// Context around the face the fine pass sees, in face sizes.
 const REGION_MARGIN: f32 = 1.25;
@@ -39,18 +37,19 @@ const COARSE_SHARE: usize = 4;
 const COARSE_THRESHOLD: f32 = 0.3;
 
 pub struct YuNet {
-    /// One plan per canvas, smallest first, all built at load: no request builds a plan.
+    /// The canvases and the input recipe: every pass's input comes from here.
+    letterbox: Letterbox,
+    /// One plan per canvas, in the letterbox's order, all built at load: no request
+    /// builds a plan.
     plans: Vec<CanvasPlan>,
     max_side: usize,
     mode: DetectMode,
     /// The coarsest stride: a fine-pass region starts on a multiple of it.
     align: usize,
-    input: InputSpec,
     det: DetectorSpec,
 }
 
 struct CanvasPlan {
-    canvas: Canvas,
     model: Arc<dyn Model>,
     heads: Vec<Heads>,
 }
@@ -82,35 +81,31 @@ impl YuNet {
             )));
         }
         let path = dir.join(&spec.file);
-        let plans = canvases(max_side, multiple)
-            .into_iter()
+        let letterbox = Letterbox::new(max_side, multiple, spec.input.clone());
+        let plans = letterbox
+            .canvases()
+            .iter()
             .map(|canvas| {
                 let model = backend.load(&path, &[1, 3, canvas.height, canvas.width])?;
                 let heads = heads(&det, model.output_names())?;
-                Ok(CanvasPlan {
-                    canvas,
-                    model,
-                    heads,
-                })
+                Ok(CanvasPlan { model, heads })
             })
             .collect::<Result<Vec<_>, PipelineError>>()?;
         Ok(Self {
+            letterbox,
             plans,
             max_side,
             mode,
             align: det.strides.iter().copied().max().unwrap_or(32),
-            input: spec.input.clone(),
             det,
         })
     }
 
-    /// The smallest canvas that holds a `w` x `h` image (the largest holds any image
-    /// shrunk to the detector size).
-    fn plan_for(&self, w: usize, h: usize) -> &CanvasPlan {
-        self.plans
-            .iter()
-            .find(|p| p.canvas.holds(w, h))
-            .unwrap_or_else(|| self.plans.last().expect("at least one canvas"))
+    /// Pixels of the canvas `source` of a `width` x `height` image goes on (what its pass
+    /// costs); `None` when no canvas holds it.
+    fn cost(&self, width: u32, height: u32, source: Source) -> Option<usize> {
+        let p = self.letterbox.place(width, height, source)?;
+        Some(self.letterbox.canvases()[p.canvas].area())
     }
 }
 
@@ -159,23 +154,15 @@ impl Detector for YuNet {
         let faces = match two_pass {
             Some(faces) => faces,
             None => {
-                let plan = self.plan_for(small.width as usize, small.height as usize);
-                let tensor = to_planar(&small, plan.canvas.height, plan.canvas.width, &self.input);
-                self.pass(plan, tensor, (0.0, 0.0), self.det.score_threshold)?
+                let whole = Source::Whole {
+                    side: self.max_side,
+                };
+                self.pass(&small, whole, self.det.score_threshold)?
             }
         };
         let mut faces = scaled(faces, 1.0 / s.scale);
         sort_largest_first(&mut faces);
         Ok(faces)
-    }
-}
-
-/// `img` shrunk as `s` says (itself when `s` keeps its size).
-fn shrunk(img: &RgbImage, s: Shrink) -> Cow<'_, RgbImage> {
-    if (s.width, s.height) == (img.width, img.height) {
-        Cow::Borrowed(img)
-    } else {
-        Cow::Owned(area_downscale(img, s.width, s.height))
     }
 }
 
@@ -185,22 +172,38 @@ fn scaled(faces: Vec<Face>, k: f32) -> Vec<Face> {
 }
 
 impl YuNet {
-    /// One run of a canvas plan: faces in the detector frame's pixels, the canvas's top
-    /// left lying at `origin` there.
+    /// One pass over `source` of `img`: its faces in `img`'s pixels (none when no canvas
+    /// holds the source, which the callers have ruled out).
     fn pass(
         &self,
-        plan: &CanvasPlan,
-        tensor: Vec<f32>,
-        origin: (f32, f32),
+        img: &RgbImage,
+        source: Source,
         threshold: f32,
     ) -> Result<Vec<Face>, PipelineError> {
-        let shape = vec![1, 3, plan.canvas.height, plan.canvas.width];
-        let outputs = plan.model.run(Tensor::new(shape, tensor)?)?;
+        let Some(Prepared {
+            canvas,
+            tensor,
+            origin,
+            scale,
+        }) = self.letterbox.prepare(img, source)
+        else {
+            return Ok(Vec::new());
+        };
+        let (plan, c) = (&self.plans[canvas], self.letterbox.canvases()[canvas]);
+        let outputs = plan
+            .model
+            .run(Tensor::new(vec![1, 3, c.height, c.width], tensor)?)?;
         let mut faces = Vec::new();
         for h in &plan.heads {
-            decode_stride(&outputs, h, plan.canvas, origin, threshold, &mut faces)?;
+            decode_stride(&outputs, h, c, origin, threshold, &mut faces)?;
         }
-        Ok(nms(faces, self.det.nms_iou))
+        let faces = nms(faces, self.det.nms_iou);
+        // A region is at the image's own resolution; a shrunk image maps back.
+        Ok(if scale == 1.0 {
+            faces
+        } else {
+            scaled(faces, 1.0 / scale)
+        })
     }
 
     /// Finds the faces on a third-size canvas, then detects again at the full pass's
@@ -215,29 +218,28 @@ impl YuNet {
     /// under about 30 px at the detector's resolution can be missed (the full pass finds
     /// them down to about 10 px); the judged face is far larger.
     fn two_pass(&self, img: &RgbImage) -> Result<Option<Vec<Face>>, PipelineError> {
-        let full = self.plan_for(img.width as usize, img.height as usize);
-        let c = shrink(img, self.max_side / COARSE_DIVISOR);
-        let cplan = self.plan_for(c.width as usize, c.height as usize);
-        let budget = full.canvas.area();
-        if COARSE_SHARE * cplan.canvas.area() > budget {
-            return Ok(None);
-        }
-        let tensor = to_planar(
-            &shrunk(img, c),
-            cplan.canvas.height,
-            cplan.canvas.width,
-            &self.input,
-        );
-        let mut candidates = self.pass(cplan, tensor, (0.0, 0.0), COARSE_THRESHOLD)?;
-        candidates = scaled(candidates, 1.0 / c.scale);
-        sort_largest_first(&mut candidates);
-        let Some(regions) = self.fine_regions(&candidates, img, budget - cplan.canvas.area())
+        let (w, h) = (img.width, img.height);
+        let coarse = Source::Whole {
+            side: self.max_side / COARSE_DIVISOR,
+        };
+        let full = Source::Whole {
+            side: self.max_side,
+        };
+        let (Some(coarse_cost), Some(budget)) = (self.cost(w, h, coarse), self.cost(w, h, full))
         else {
             return Ok(None);
         };
+        if COARSE_SHARE * coarse_cost > budget {
+            return Ok(None);
+        }
+        let mut candidates = self.pass(img, coarse, COARSE_THRESHOLD)?;
+        sort_largest_first(&mut candidates);
+        let Some(regions) = self.fine_regions(&candidates, img, budget - coarse_cost) else {
+            return Ok(None);
+        };
         let mut faces = Vec::new();
-        for (region, plan) in regions {
-            faces.extend(self.fine_pass(img, region, plan)?);
+        for region in regions {
+            faces.extend(self.fine_pass(img, region)?);
         }
         if faces.is_empty() {
             return Ok(None);
@@ -245,51 +247,35 @@ impl YuNet {
         Ok(Some(nms(faces, self.det.nms_iou)))
     }
 
-    /// One region and canvas per candidate (largest first) whose centre no earlier region
-    /// holds; `None` when there is no candidate or the canvases would cost `budget` or more.
+    /// One region per candidate (largest first) whose centre no earlier region holds;
+    /// `None` when there is no candidate, a region no canvas holds, or canvases that would
+    /// cost `budget` or more.
     fn fine_regions(
         &self,
         candidates: &[Face],
         img: &RgbImage,
         budget: usize,
-    ) -> Option<Vec<(Region, &CanvasPlan)>> {
-        let mut regions: Vec<(Region, &CanvasPlan)> = Vec::new();
+    ) -> Option<Vec<Region>> {
+        let mut regions: Vec<Region> = Vec::new();
         let mut cost = 0;
         for face in candidates {
-            if regions.iter().any(|(r, _)| holds_centre(r, &face.bbox)) {
+            if regions.iter().any(|r| holds_centre(r, &face.bbox)) {
                 continue;
             }
             let region = region_around(&face.bbox, img.width, img.height, self.align);
-            let plan = self
-                .plans
-                .iter()
-                .find(|p| p.canvas.holds(region.width, region.height))?;
-            cost += plan.canvas.area();
+            cost += self.cost(img.width, img.height, Source::Region(region))?;
             if cost >= budget {
                 return None;
             }
-            regions.push((region, plan));
+            regions.push(region);
         }
         (!regions.is_empty()).then_some(regions)
     }
 
     /// The faces the full-resolution pass finds centred inside `region` (one centred
     /// outside belongs to a neighbouring region or is cut by this one's edge).
-    fn fine_pass(
-        &self,
-        img: &RgbImage,
-        region: Region,
-        plan: &CanvasPlan,
-    ) -> Result<Vec<Face>, PipelineError> {
-        let tensor = region_to_planar(
-            img,
-            region,
-            plan.canvas.height,
-            plan.canvas.width,
-            &self.input,
-        );
-        let origin = (region.x as f32, region.y as f32);
-        let faces = self.pass(plan, tensor, origin, self.det.score_threshold)?;
+    fn fine_pass(&self, img: &RgbImage, region: Region) -> Result<Vec<Face>, PipelineError> {
+        let faces = self.pass(img, Source::Region(region), self.det.score_threshold)?;
         Ok(faces
             .into_iter()
             .filter(|face| holds_centre(&region, &face.bbox))

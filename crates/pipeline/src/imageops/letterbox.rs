@@ -1,13 +1,136 @@
 //! The detector's input: the whole image shrunk (never enlarged) so its longer side fits
-//! the detector size, placed top-left on the smallest of a fixed set of canvases that
-//! holds it, zero-padded.
+//! the detector size, or a region of it at its own resolution, placed top-left on the
+//! smallest of a fixed set of canvases that holds it, zero-padded, as the model's planar
+//! tensor. [`Letterbox`] does all of it; the detector asks it once per pass.
 //!
 //! The canvases are fixed so that every detector plan is built when the pipeline loads: a
 //! request of a new shape costs what any other costs. The image's scale is the reference
 //! pipeline's (longer side to the detector size), and the set is dense enough that the
 //! padding is the reference's too for wide frames (see [`canvases`]).
 
+use std::borrow::Cow;
+
+use facelive_models::InputSpec;
+
+use super::area_downscale;
 use crate::image::RgbImage;
+use crate::tensor::{region_to_planar, Region};
+
+/// The detector's canvases and input recipe, fixed at load.
+pub struct Letterbox {
+    canvases: Vec<Canvas>,
+    input: InputSpec,
+}
+
+/// What a detector pass sees of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The whole image, shrunk so its longer side fits `side` (never enlarged).
+    Whole { side: usize },
+    /// A region of the image at its own resolution.
+    Region(Region),
+}
+
+/// Where a pass's pixels go: the canvas (an index into [`Letterbox::canvases`]) and the
+/// shrink or region they come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement {
+    pub canvas: usize,
+    pub from: Placed,
+}
+
+/// The image's pixels a placement takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Placed {
+    Shrunk(Shrink),
+    Region(Region),
+}
+
+/// One pass's input: its placement and tensor. A point on the canvas is at
+/// `origin + point / scale` in the image's pixels.
+pub struct Prepared {
+    pub canvas: usize,
+    pub tensor: Vec<f32>,
+    pub origin: (f32, f32),
+    pub scale: f32,
+}
+
+impl Letterbox {
+    /// The canvases for a detector size and stride ([`canvases`]), and the model's input.
+    pub fn new(size: usize, multiple: usize, input: InputSpec) -> Self {
+        Self {
+            canvases: canvases(size, multiple),
+            input,
+        }
+    }
+
+    /// Smallest first.
+    pub fn canvases(&self) -> &[Canvas] {
+        &self.canvases
+    }
+
+    /// Where `source` of a `width` x `height` image goes, without rendering it (what a
+    /// pass would cost). A shrunk whole image always has a canvas (the largest holds any
+    /// image shrunk to the detector size); a region has none when it is larger than all.
+    pub fn place(&self, width: u32, height: u32, source: Source) -> Option<Placement> {
+        let holding = |w: usize, h: usize| self.canvases.iter().position(|c| c.holds(w, h));
+        match source {
+            Source::Whole { side } => {
+                let s = shrink_size(width, height, side);
+                let canvas =
+                    holding(s.width as usize, s.height as usize).unwrap_or(self.canvases.len() - 1);
+                Some(Placement {
+                    canvas,
+                    from: Placed::Shrunk(s),
+                })
+            }
+            Source::Region(r) => Some(Placement {
+                canvas: holding(r.width, r.height)?,
+                from: Placed::Region(r),
+            }),
+        }
+    }
+
+    /// A pass's input in one call: placed ([`Self::place`]) and rendered.
+    pub fn prepare(&self, img: &RgbImage, source: Source) -> Option<Prepared> {
+        let p = self.place(img.width, img.height, source)?;
+        let c = self.canvases[p.canvas];
+        Some(match p.from {
+            Placed::Shrunk(s) => Prepared {
+                canvas: p.canvas,
+                tensor: to_canvas(&shrunk(img, s), None, c, &self.input),
+                origin: (0.0, 0.0),
+                scale: s.scale,
+            },
+            Placed::Region(r) => Prepared {
+                canvas: p.canvas,
+                tensor: to_canvas(img, Some(r), c, &self.input),
+                origin: (r.x as f32, r.y as f32),
+                scale: 1.0,
+            },
+        })
+    }
+}
+
+/// The planar tensor of `region` of `img` (all of it when `None`) on canvas `c`.
+fn to_canvas(img: &RgbImage, region: Option<Region>, c: Canvas, input: &InputSpec) -> Vec<f32> {
+    let all = Region {
+        x: 0,
+        y: 0,
+        width: img.width as usize,
+        height: img.height as usize,
+    };
+    region_to_planar(img, region.unwrap_or(all), c.height, c.width, input)
+}
+
+/// `img` shrunk as `s` says (itself when `s` keeps its size).
+pub fn shrunk(img: &RgbImage, s: Shrink) -> Cow<'_, RgbImage> {
+    if (s.width, s.height) == (img.width, img.height) {
+        Cow::Borrowed(img)
+    } else {
+        Cow::Owned(area_downscale(img, s.width, s.height))
+    }
+}
 
 /// A detector input size in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +185,16 @@ pub struct Shrink {
 
 /// `img` shrunk so its longer side fits `max_side`, never enlarged.
 pub fn shrink(img: &RgbImage, max_side: usize) -> Shrink {
-    let long = img.width.max(img.height) as f32;
+    shrink_size(img.width, img.height, max_side)
+}
+
+fn shrink_size(width: u32, height: u32, max_side: usize) -> Shrink {
+    let long = width.max(height) as f32;
     let scale = (max_side as f32 / long).min(1.0);
     Shrink {
         scale,
-        width: ((img.width as f32 * scale) as u32).max(1),
-        height: ((img.height as f32 * scale) as u32).max(1),
+        width: ((width as f32 * scale) as u32).max(1),
+        height: ((height as f32 * scale) as u32).max(1),
     }
 }
 
