@@ -5,7 +5,8 @@
 # docs/BENCHMARKS.md by hand.
 #
 #   bench/adapt_time.sh                 # the head
-#   bench/adapt_time.sh --fine-tune     # and fine-tuning on the same folds
+#   bench/adapt_time.sh --fine-tune     # and fine-tuning on the same folds (a release
+#                                       # build with --features facelive/fine-tune)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${FACELIVE_SHARED:-../shared}

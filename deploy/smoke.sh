@@ -57,6 +57,13 @@ echo "process uid $uid, read-only root fs $readonly_fs, effective capabilities $
 echo "image $image: $(podman image inspect --format '{{.Size}}' "$image" | numfmt --to=iec)"
 curl -sf "$base/info" | python3 -c 'import json,sys; i=json.load(sys.stdin); print("engines:", i["engines"])'
 
+# The shipped binary leaves fine-tuning out (measured, not shipped: docs/ADAPT.md).
+if ft=$("$binary" adapt x.csv --group-by g --out /nonexistent --fine-tune 2>&1); then
+  echo "the shipped binary took --fine-tune"; exit 1
+fi
+grep -q "unexpected argument '--fine-tune'" <<<"$ft" || { echo "$ft"; exit 1; }
+echo "shipped binary: adapt has no --fine-tune"
+
 # The host's verdicts with the image's engines: ONNX Runtime for the detector.
 export ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)
 # (check's exit status says the outcome: not an error here.)

@@ -4,10 +4,12 @@
 //! training folds. A group (a person, a device, a video) is never in the training and the
 //! test side of a split at once: frames of one video are near-duplicates.
 
+#[cfg(feature = "fine-tune")]
 mod finetune;
 mod folds;
 mod head;
 
+#[cfg(feature = "fine-tune")]
 pub use finetune::{FineTune, Tail, TailWeights};
 pub use folds::{grouped_folds, Folds};
 pub use head::{fit_head, out_of_fold, FittedHead, L2_GRID};

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+#[cfg(feature = "fine-tune")]
 use facelive_adapt::FineTune;
 use facelive_eval::{AtThreshold, Evaluation, Failure, Label, Sample};
 use facelive_models::{
@@ -50,23 +51,9 @@ pub struct AdaptArgs {
     /// The adapted pack's name (default: `adapted-` and the out folder's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Also fine-tune each judge's last block and classifier on augmented views, on the
-    /// same folds, and report it against the head (docs/ADAPT.md).
-    #[arg(long)]
-    pub fine_tune: bool,
-    /// Views of each face fine-tuning trains on: as scored, mirrored, and random shifts,
-    /// scales and colour changes.
-    #[arg(long, default_value_t = 4, requires = "fine_tune")]
-    pub views: usize,
-    /// Fine-tuning: passes over the training folds' views.
-    #[arg(long, default_value_t = FineTune::default().epochs, requires = "fine_tune")]
-    pub epochs: usize,
-    /// Fine-tuning: Adam's learning rate.
-    #[arg(long, default_value_t = FineTune::default().learning_rate, requires = "fine_tune")]
-    pub learning_rate: f32,
-    /// Fine-tuning: the pull towards the pretrained weights (L2-SP).
-    #[arg(long, default_value_t = FineTune::default().pull, requires = "fine_tune")]
-    pub pull: f32,
+    #[cfg(feature = "fine-tune")]
+    #[command(flatten)]
+    pub tuning: crate::finetune::FineTuneArgs,
     /// Images judged at once while extracting features (default: all cores).
     #[arg(long, env = "FACELIVE_THREADS")]
     pub threads: Option<usize>,
@@ -135,7 +122,8 @@ pub fn run(args: &PipelineArgs, a: AdaptArgs) -> anyhow::Result<ExitCode> {
     write_training_scores(&a.out, &items, &cv, &final_head.spec)?;
     let base_t = pipeline.config().thresholds;
     let verdict = Comparison::new(&cv.rows, &cv.oof, &items, &extracted, base_t)?;
-    let fine_tuned = match a.fine_tune {
+    #[cfg(feature = "fine-tune")]
+    let fine_tuned = match a.tuning.fine_tune {
         true => Some(FineTuneResult::run(
             args, &a, &items, &cv, &extracted, &verdict,
         )?),
@@ -146,7 +134,9 @@ pub fn run(args: &PipelineArgs, a: AdaptArgs) -> anyhow::Result<ExitCode> {
         cached,
         train_s,
     };
+    #[allow(unused_mut)] // Only fine-tuning adds to it.
     let mut summary = verdict.summary(&a, &items, &cv, &extracted, &times)?;
+    #[cfg(feature = "fine-tune")]
     if let Some(ft) = &fine_tuned {
         summary.push_str(&ft.summary()?);
     }
@@ -822,6 +812,7 @@ fn write_training_scores(
 }
 
 /// Fine-tuning measured against the head on the same folds and images.
+#[cfg(feature = "fine-tune")]
 struct FineTuneResult {
     ft: crate::finetune::FineTuned,
     against_base: Comparison,
@@ -832,6 +823,7 @@ struct FineTuneResult {
     p: f64,
 }
 
+#[cfg(feature = "fine-tune")]
 impl FineTuneResult {
     fn run(
         args: &PipelineArgs,
@@ -842,15 +834,16 @@ impl FineTuneResult {
         head: &Comparison,
     ) -> anyhow::Result<Self> {
         let row_fold: Vec<usize> = cv.rows.iter().map(|&i| cv.folds[i]).collect();
+        let t = &a.tuning;
         let how = FineTune {
-            epochs: a.epochs,
-            learning_rate: a.learning_rate,
-            pull: a.pull,
+            epochs: t.epochs,
+            learning_rate: t.learning_rate,
+            pull: t.pull,
             seed: a.seed,
             ..FineTune::default()
         };
         let ft =
-            crate::finetune::out_of_fold(args, items, &cv.rows, &row_fold, &cv.live, a.views, how)?;
+            crate::finetune::out_of_fold(args, items, &cv.rows, &row_fold, &cv.live, t.views, how)?;
         let against_base = Comparison::new(&cv.rows, &ft.oof, items, extracted, head.shipped_t)?;
         let (mut only_head_wrong, mut only_ft_wrong) = (0, 0);
         for ((h, _), (f, _)) in head

@@ -15,6 +15,28 @@ use rayon::prelude::*;
 use crate::config::PipelineArgs;
 use crate::dataset::Item;
 
+/// `adapt`'s fine-tuning flags (built with the `fine-tune` feature only).
+#[derive(clap::Args, Debug, Clone)]
+pub struct FineTuneArgs {
+    /// Also fine-tune each judge's last block and classifier on augmented views, on the
+    /// same folds, and report it against the head (docs/ADAPT.md).
+    #[arg(long)]
+    pub fine_tune: bool,
+    /// Views of each face fine-tuning trains on: as scored, mirrored, and random shifts,
+    /// scales and colour changes.
+    #[arg(long, default_value_t = 4, requires = "fine_tune")]
+    pub views: usize,
+    /// Fine-tuning: passes over the training folds' views.
+    #[arg(long, default_value_t = FineTune::default().epochs, requires = "fine_tune")]
+    pub epochs: usize,
+    /// Fine-tuning: Adam's learning rate.
+    #[arg(long, default_value_t = FineTune::default().learning_rate, requires = "fine_tune")]
+    pub learning_rate: f32,
+    /// Fine-tuning: the pull towards the pretrained weights (L2-SP).
+    #[arg(long, default_value_t = FineTune::default().pull, requires = "fine_tune")]
+    pub pull: f32,
+}
+
 /// Fine-tuned judges' out-of-fold scores of the judged rows, and what it cost.
 pub(crate) struct FineTuned {
     pub oof: Vec<f32>,

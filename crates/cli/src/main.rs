@@ -7,6 +7,7 @@ mod config;
 mod dataset;
 mod endpoint;
 mod eval;
+#[cfg(feature = "fine-tune")]
 mod finetune;
 mod models_cmd;
 mod pairs;

@@ -414,6 +414,7 @@ fn the_server_runs_the_pack_named_in_its_config_file_and_says_so() {
 }
 
 /// The ACER in `report.md`'s fine-tuning table for the row named `name`.
+#[cfg(feature = "fine-tune")]
 fn fine_tune_acer(report: &str, name: &str) -> f64 {
     let prefix = format!("| {name} | ");
     let section = report
@@ -433,6 +434,7 @@ fn fine_tune_acer(report: &str, name: &str) -> f64 {
 }
 
 #[test]
+#[cfg(feature = "fine-tune")]
 fn fine_tuning_is_measured_against_the_head_on_the_same_folds() {
     // Grouped by image (leaky, as above), fine-tuning has something to learn: it must beat
     // the base pack out of fold, or the training does not work. What it writes is still
@@ -486,6 +488,7 @@ fn fine_tuning_is_measured_against_the_head_on_the_same_folds() {
 }
 
 #[test]
+#[cfg(feature = "fine-tune")]
 fn fine_tuning_settings_without_fine_tune_are_refused() {
     let o = facelive()
         .args([
