@@ -197,13 +197,8 @@ impl YuNet {
         for h in &plan.heads {
             decode_stride(&outputs, h, c, origin, threshold, &mut faces)?;
         }
-        let faces = nms(faces, self.det.nms_iou);
-        // A region is at the image's own resolution; a shrunk image maps back.
-        Ok(if scale == 1.0 {
-            faces
-        } else {
-            scaled(faces, 1.0 / scale)
-        })
+        // Back to `img`'s pixels (a region's scale is 1: multiplying by it is exact).
+        Ok(scaled(nms(faces, self.det.nms_iou), 1.0 / scale))
     }
 
     /// Finds the faces on a third-size canvas, then detects again at the full pass's

@@ -14,7 +14,7 @@ use facelive_models::InputSpec;
 
 use super::area_downscale;
 use crate::image::RgbImage;
-use crate::tensor::{region_to_planar, Region};
+use crate::tensor::{region_to_planar, to_planar, Region};
 
 /// The detector's canvases and input recipe, fixed at load.
 pub struct Letterbox {
@@ -98,29 +98,18 @@ impl Letterbox {
         Some(match p.from {
             Placed::Shrunk(s) => Prepared {
                 canvas: p.canvas,
-                tensor: to_canvas(&shrunk(img, s), None, c, &self.input),
+                tensor: to_planar(&shrunk(img, s), c.height, c.width, &self.input),
                 origin: (0.0, 0.0),
                 scale: s.scale,
             },
             Placed::Region(r) => Prepared {
                 canvas: p.canvas,
-                tensor: to_canvas(img, Some(r), c, &self.input),
+                tensor: region_to_planar(img, r, c.height, c.width, &self.input),
                 origin: (r.x as f32, r.y as f32),
                 scale: 1.0,
             },
         })
     }
-}
-
-/// The planar tensor of `region` of `img` (all of it when `None`) on canvas `c`.
-fn to_canvas(img: &RgbImage, region: Option<Region>, c: Canvas, input: &InputSpec) -> Vec<f32> {
-    let all = Region {
-        x: 0,
-        y: 0,
-        width: img.width as usize,
-        height: img.height as usize,
-    };
-    region_to_planar(img, region.unwrap_or(all), c.height, c.width, input)
 }
 
 /// `img` shrunk as `s` says (itself when `s` keeps its size).
