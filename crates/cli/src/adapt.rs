@@ -134,12 +134,12 @@ pub fn run(args: &PipelineArgs, a: AdaptArgs) -> anyhow::Result<ExitCode> {
         cached,
         train_s,
     };
-    #[allow(unused_mut)] // Only fine-tuning adds to it.
-    let mut summary = verdict.summary(&a, &items, &cv, &extracted, &times)?;
+    let summary = verdict.summary(&a, &items, &cv, &extracted, &times)?;
     #[cfg(feature = "fine-tune")]
-    if let Some(ft) = &fine_tuned {
-        summary.push_str(&ft.summary()?);
-    }
+    let summary = match &fine_tuned {
+        Some(ft) => summary + &ft.summary()?,
+        None => summary,
+    };
     verdict.reports(&a, &items, pipeline.model_pack())?;
     std::fs::write(a.out.join("report.md"), &summary)?;
     print!("{summary}");
