@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The face embedder alone in onnxruntime's Python API, one thread, on this machine: the
-# figure to hold facelive's "embedding alone" (`facelive --backend ort bench --pairs`,
-# alignment + run) against. 20 warm-up runs, then RUNS (300) timed on one random input.
+# The face embedder's cost, same machine, same run, one thread: alone in onnxruntime's
+# Python API (20 warm-up runs, then RUNS (300) timed on one random input), then
+# facelive's "embedding alone" on ONNX Runtime (alignment + run, every face of the verify
+# set's pairs, `bench --pairs`). Figures go into docs/BENCHMARKS.md by hand.
 #
 #   bench/embedder_time.sh [model.onnx]     # default: ../shared/models/mobilefacenet.onnx
+#   BIN=target/debug/facelive bench/embedder_time.sh   # another build (default: release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${FACELIVE_SHARED:-../shared}
 model=${1:-$shared/models/mobilefacenet.onnx}
 py=$(scripts/refpeer-venv.sh)
+bin=${BIN:-./target/release/facelive}
+[ -x "$bin" ] || cargo build --release -p facelive
+export FACELIVE_MODELS_DIR=${FACELIVE_MODELS_DIR:-$shared/models}
+ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(scripts/onnxruntime.sh)}
+export ORT_DYLIB_PATH
 echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 "$py" - "$model" "${RUNS:-300}" <<'PY'
 import sys, time
@@ -27,3 +34,6 @@ for _ in range(runs):
 print(f"onnxruntime {ort.__version__} (Python), {model.split('/')[-1]} {shape}, one thread: "
       f"{(time.perf_counter() - t) / runs * 1000:.2f} ms a run (mean of {runs})")
 PY
+echo "facelive $("$bin" --version | cut -d' ' -f2) ($bin), ONNX Runtime embedder, one thread:"
+"$bin" --backend ort --judge-backend tract bench --pairs "$shared/data/verify/pairs.csv" --threads 1 \
+  | grep "embedding alone"
