@@ -81,9 +81,7 @@ pub fn run(args: &PipelineArgs, a: VerifyArgs) -> anyhow::Result<ExitCode> {
         auto_rotate: a.no_auto_rotate.then_some(false),
         ..Default::default()
     };
-    let rule = MatchRule {
-        threshold: a.match_threshold,
-    };
+    let rule = MatchRule::new(a.match_threshold)?;
     let names = (
         a.selfie.display().to_string(),
         a.reference.display().to_string(),

@@ -95,8 +95,8 @@ fn readme_curl_examples_work_against_the_readme_server_command() {
         .collect();
     assert_eq!(
         commands.len(),
-        6,
-        "one example per dialect, and liveness with verify"
+        7,
+        "one example per dialect, liveness with verify and NHN's compare"
     );
     let mut seen = Vec::new();
     for cmd in commands {
@@ -121,5 +121,10 @@ fn readme_curl_examples_work_against_the_readme_server_command() {
     assert!(
         seen[1].contains("faceDetails"),
         "the NHN example answers in NHN's shape"
+    );
+    assert!(
+        seen[6].contains("\"matchedFaceDetailCount\":1"),
+        "the compare example matches the same person: {}",
+        seen[6]
     );
 }

@@ -339,7 +339,11 @@ impl Pipeline {
     }
 
     /// Ingest: sniff, limits, decode, orientation, reduction.
-    fn decode(&self, bytes: &[u8], opts: &CheckOptions) -> Result<ingest::Ingested, PipelineError> {
+    pub(crate) fn decode(
+        &self,
+        bytes: &[u8],
+        opts: &CheckOptions,
+    ) -> Result<ingest::Ingested, PipelineError> {
         let mut ingest_opts = self.cfg.ingest.clone();
         if let Some(r) = opts.auto_rotate {
             ingest_opts.auto_rotate = r;

@@ -5,6 +5,7 @@
 //! nothing of HTTP; the CLI and the server are thin layers over [`Pipeline::check`].
 
 mod check;
+mod compare;
 pub mod decide;
 pub mod detect;
 pub mod embed;
@@ -29,6 +30,7 @@ pub use check::{
     CheckOptions, EngineNames, JudgedFace, ModelPack, Outcome, Pipeline, PipelineConfig, Timings,
     Verdict,
 };
+pub use compare::{ComparedFace, Comparison, MAX_COMPARED_FACES};
 pub use detect::DetectMode;
 pub use embed::{Embedder, Embedding};
 pub use facelive_models::MatchThresholds;

@@ -94,7 +94,16 @@ pub struct VerifyVerdict {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MatchRule {
     /// The caller's match threshold; otherwise the operating point's.
-    pub threshold: Option<f32>,
+    threshold: Option<f32>,
+}
+
+impl MatchRule {
+    /// The caller's match threshold (a cosine similarity, -1..1), or `None` for the
+    /// operating point's.
+    pub fn new(threshold: Option<f32>) -> Result<Self, PipelineError> {
+        let threshold = threshold.map(checked_threshold).transpose()?;
+        Ok(Self { threshold })
+    }
 }
 
 fn match_threshold(t: &MatchThresholds, p: OperatingPoint) -> f32 {
@@ -106,9 +115,9 @@ fn match_threshold(t: &MatchThresholds, p: OperatingPoint) -> f32 {
 }
 
 /// A reference photo embedded: its face and the embedding (absent when it cannot be used).
-struct EmbeddedReference {
-    face: ReferenceFace,
-    embedding: Option<Embedding>,
+pub(crate) struct EmbeddedReference {
+    pub face: ReferenceFace,
+    pub embedding: Option<Embedding>,
 }
 
 impl Pipeline {
@@ -140,7 +149,8 @@ impl Pipeline {
         let t = Instant::now();
         let (reference, ref_embedding) = match reference {
             Reference::Image(bytes) => {
-                let (face, e) = self.reference_embedding(bytes, opts.auto_rotate)?;
+                let r = self.embed_reference(self.embedder()?, bytes, opts)?;
+                let (face, e) = (r.face, r.embedding);
                 (Some(face), e)
             }
             Reference::Embedding(e) => (None, Some(self.check_embedding(e)?)),
@@ -213,33 +223,24 @@ impl Pipeline {
             .cfg
             .match_thresholds
             .unwrap_or(self.embedder()?.thresholds());
-        let t = rule.threshold.unwrap_or(match_threshold(&table, point));
-        if !(-1.0..=1.0).contains(&t) {
-            return Err(PipelineError::InvalidRequest(format!(
-                "match threshold must be within -1..1, got {t}"
-            )));
-        }
-        Ok(t)
+        // The table's own values are checked too: a configuration may be wrong.
+        checked_threshold(rule.threshold.unwrap_or(match_threshold(&table, point)))
     }
 
     /// The reference photo: decoded, its own image and face checks, its largest face
     /// embedded. A reference that cannot be decoded is the request's error, named as the
     /// reference's.
-    fn embed_reference(
+    pub(crate) fn embed_reference(
         &self,
         embedder: &Embedder,
         bytes: &[u8],
-        auto_rotate: Option<bool>,
+        opts: &CheckOptions,
     ) -> Result<EmbeddedReference, PipelineError> {
         let in_reference = |e: PipelineError| match e {
             e if e.is_client_error() => PipelineError::InvalidReference(Box::new(e)),
             e => e,
         };
-        let mut opts = self.cfg.ingest.clone();
-        if let Some(r) = auto_rotate {
-            opts.auto_rotate = r;
-        }
-        let ing = ingest::ingest(bytes, &opts).map_err(in_reference)?;
+        let ing = self.decode(bytes, opts).map_err(in_reference)?;
         let mut face = ReferenceFace {
             face: None,
             image: ing.info.clone(),
@@ -299,14 +300,18 @@ impl Pipeline {
         bytes: &[u8],
         auto_rotate: Option<bool>,
     ) -> Result<(ReferenceFace, Option<Embedding>), PipelineError> {
-        let r = self.embed_reference(self.embedder()?, bytes, auto_rotate)?;
+        let opts = CheckOptions {
+            auto_rotate,
+            ..CheckOptions::default()
+        };
+        let r = self.embed_reference(self.embedder()?, bytes, &opts)?;
         Ok((r.face, r.embedding))
     }
 }
 
 /// The face with `landmarks` (original pixels) embedded from the sharpest pixels kept: the
 /// full-resolution image when ingest kept it, as the reference recipe aligns on it.
-fn embed_judged(
+pub(crate) fn embed_judged(
     embedder: &Embedder,
     ing: &ingest::Ingested,
     landmarks: &Landmarks,
@@ -363,4 +368,15 @@ fn decide(v: &mut VerifyVerdict) {
         (Outcome::Live, None) => (VerifyOutcome::NotSamePerson, None, None),
     };
     v.verified = v.outcome == VerifyOutcome::Verified;
+}
+
+/// A match threshold is a cosine similarity: -1..1.
+pub(crate) fn checked_threshold(t: f32) -> Result<f32, PipelineError> {
+    if (-1.0..=1.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(PipelineError::InvalidRequest(format!(
+            "match threshold must be within -1..1, got {t}"
+        )))
+    }
 }

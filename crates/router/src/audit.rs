@@ -72,6 +72,18 @@ struct Record<'a> {
     request_id: &'a str,
     dialect: &'a str,
     key_id: &'a str,
+    /// The liveness decision; absent for a compare, which judges no liveness.
+    #[serde(flatten)]
+    liveness: Option<Liveness<'a>>,
+    /// Liveness with verify, or a compare: the match's outcome and similarity (never an
+    /// embedding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<Match>,
+}
+
+/// What a liveness decision was and what made it.
+#[derive(Serialize)]
+struct Liveness<'a> {
     outcome: &'static str,
     retry_reason: Option<facelive_pipeline::RetryReason>,
     live_score: Option<f32>,
@@ -81,9 +93,26 @@ struct Record<'a> {
     quality: &'a [QualityCheck],
     face_box: Option<&'a BBox>,
     timings: &'a Timings,
-    /// Liveness with verify: the match's outcome and similarity (never an embedding).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verify: Option<Match>,
+}
+
+impl<'a> Liveness<'a> {
+    fn of(v: &'a Verdict) -> Self {
+        Self {
+            outcome: v.outcome.as_str(),
+            retry_reason: v.retry_reason,
+            live_score: v.live_score,
+            threshold: v.threshold,
+            operating_point: v.operating_point,
+            pack: Pack {
+                name: &v.model_pack.name,
+                version: &v.model_pack.version,
+                sha256: &v.model_pack.sha256,
+            },
+            quality: &v.quality,
+            face_box: v.face.as_ref().map(|f| &f.bbox),
+            timings: &v.timings,
+        }
+    }
 }
 
 /// A verify's match, as the trail keeps it.
@@ -192,7 +221,7 @@ impl Audit {
         request_id: &str,
         dialect: &str,
         key_id: &str,
-        v: &Verdict,
+        v: Option<&Verdict>,
         verify: Option<Match>,
     ) {
         let record = Record {
@@ -200,19 +229,7 @@ impl Audit {
             request_id,
             dialect,
             key_id,
-            outcome: v.outcome.as_str(),
-            retry_reason: v.retry_reason,
-            live_score: v.live_score,
-            threshold: v.threshold,
-            operating_point: v.operating_point,
-            pack: Pack {
-                name: &v.model_pack.name,
-                version: &v.model_pack.version,
-                sha256: &v.model_pack.sha256,
-            },
-            quality: &v.quality,
-            face_box: v.face.as_ref().map(|f| &f.bbox),
-            timings: &v.timings,
+            liveness: v.map(Liveness::of),
             verify,
         };
         let trouble = &self.state.trouble;

@@ -101,6 +101,63 @@ const NHN_BAD_URL: (i32, &str) = (-45050, "InvalidImageURLException");
 const NHN_TIMEOUT: (i32, &str) = (-45060, "ImageTimeoutError");
 const NHN_SERVER: (i32, &str) = (-50000, "InternalServerError");
 
+/// Where a pipeline error lands.
+fn pipeline_mapping(e: &PipelineError) -> Mapping {
+    use StatusCode as S;
+    let map = |s, code, nhn: (i32, &'static str), ss| m(s, code, nhn.0, nhn.1, ss);
+    let code = e.code();
+    match e {
+        PipelineError::EmptyInput => {
+            map(S::BAD_REQUEST, code, NHN_BAD_IMAGE, "INVALID_IMAGE_PAYLOAD")
+        }
+        PipelineError::NotAnImage { .. } | PipelineError::UnsupportedFormat { .. } => map(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            code,
+            NHN_BAD_FORMAT,
+            "INVALID_IMAGE_PAYLOAD",
+        ),
+        PipelineError::ImageTooLarge { .. } => map(
+            S::UNPROCESSABLE_ENTITY,
+            code,
+            NHN_TOO_LARGE,
+            "IMAGE_TOO_LARGE",
+        ),
+        PipelineError::CorruptImage { .. } => map(
+            S::UNPROCESSABLE_ENTITY,
+            code,
+            NHN_BAD_IMAGE,
+            "INVALID_IMAGE_PAYLOAD",
+        ),
+        PipelineError::UnsupportedColour(_) => map(
+            S::UNPROCESSABLE_ENTITY,
+            code,
+            NHN_BAD_FORMAT,
+            "INVALID_IMAGE_PAYLOAD",
+        ),
+        PipelineError::InvalidRequest(_) => map(
+            S::BAD_REQUEST,
+            code,
+            NHN_INVALID_PARAM,
+            "INVALID_IMAGE_PAYLOAD",
+        ),
+        // A reference's fault is the reference's (its own native code, 422), of the kind
+        // its inner error says where a vendor's codes tell image faults apart (NHN).
+        PipelineError::InvalidReference(inner) => {
+            let i = pipeline_mapping(inner);
+            m(
+                S::UNPROCESSABLE_ENTITY,
+                code,
+                i.nhn_code,
+                i.nhn_message,
+                i.spoofsense,
+            )
+        }
+        PipelineError::Models(_) | PipelineError::Inference(_) => {
+            map(S::INTERNAL_SERVER_ERROR, code, NHN_SERVER, "INTERNAL_ERROR")
+        }
+    }
+}
+
 impl ApiError {
     pub fn mapping(&self) -> Mapping {
         use StatusCode as S;
@@ -234,55 +291,7 @@ impl ApiError {
                 NHN_SERVER,
                 "INTERNAL_ERROR",
             ),
-            ApiError::Pipeline(e) => {
-                let code = e.code();
-                match e {
-                    PipelineError::EmptyInput => {
-                        map(S::BAD_REQUEST, code, NHN_BAD_IMAGE, "INVALID_IMAGE_PAYLOAD")
-                    }
-                    PipelineError::NotAnImage { .. } | PipelineError::UnsupportedFormat { .. } => {
-                        map(
-                            S::UNSUPPORTED_MEDIA_TYPE,
-                            code,
-                            NHN_BAD_FORMAT,
-                            "INVALID_IMAGE_PAYLOAD",
-                        )
-                    }
-                    PipelineError::ImageTooLarge { .. } => map(
-                        S::UNPROCESSABLE_ENTITY,
-                        code,
-                        NHN_TOO_LARGE,
-                        "IMAGE_TOO_LARGE",
-                    ),
-                    PipelineError::CorruptImage { .. } => map(
-                        S::UNPROCESSABLE_ENTITY,
-                        code,
-                        NHN_BAD_IMAGE,
-                        "INVALID_IMAGE_PAYLOAD",
-                    ),
-                    PipelineError::UnsupportedColour(_) => map(
-                        S::UNPROCESSABLE_ENTITY,
-                        code,
-                        NHN_BAD_FORMAT,
-                        "INVALID_IMAGE_PAYLOAD",
-                    ),
-                    PipelineError::InvalidRequest(_) => map(
-                        S::BAD_REQUEST,
-                        code,
-                        NHN_INVALID_PARAM,
-                        "INVALID_IMAGE_PAYLOAD",
-                    ),
-                    PipelineError::InvalidReference(_) => map(
-                        S::UNPROCESSABLE_ENTITY,
-                        code,
-                        NHN_BAD_IMAGE,
-                        "INVALID_IMAGE_PAYLOAD",
-                    ),
-                    PipelineError::Models(_) | PipelineError::Inference(_) => {
-                        map(S::INTERNAL_SERVER_ERROR, code, NHN_SERVER, "INTERNAL_ERROR")
-                    }
-                }
-            }
+            ApiError::Pipeline(e) => pipeline_mapping(e),
         }
     }
 

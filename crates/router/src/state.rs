@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use facelive_pipeline::{
-    CheckOptions, Embedding, MatchRule, Pipeline, Reference, Verdict, VerifyVerdict,
+    CheckOptions, Comparison, Embedding, MatchRule, Pipeline, Reference, Verdict, VerifyVerdict,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -108,6 +108,30 @@ impl AppState {
         Ok(self.workers.run(run).await??)
     }
 
+    /// A compare: the largest face of `source` against every face of `target`, at the cosine
+    /// `threshold` (both images' pixels reserved). A source with no usable face is refused.
+    pub(crate) async fn compare(
+        &self,
+        source: Vec<u8>,
+        target: Vec<u8>,
+        opts: CheckOptions,
+        threshold: f32,
+    ) -> Result<Comparison, ApiError> {
+        let _place = self.workers.admit()?;
+        let pixels = [&source, &target]
+            .iter()
+            .map(|b| facelive_pipeline::ingest::header_pixels(b).unwrap_or(0))
+            .sum();
+        let _pixels = self.workers.reserve_pixels(pixels).await?;
+        let p = self.pipeline.clone();
+        let run = move || p.compare(&source, &target, &opts, threshold);
+        let c = self.workers.run(run).await??;
+        match c.source.retry_reason {
+            Some(r) => Err(ApiError::ReferenceUnusable(r.as_str())),
+            None => Ok(c),
+        }
+    }
+
     /// A reference photo's sealed template, or why the photo cannot be one.
     pub(crate) async fn template(
         &self,
@@ -174,7 +198,9 @@ impl AppState {
         };
         let label = match &res {
             Ok(d) => {
-                record_stage_timings(d.liveness());
+                if let Some(v) = d.liveness() {
+                    record_stage_timings(v);
+                }
                 d.label()
             }
             Err(e) => e.mapping().code,
@@ -223,10 +249,11 @@ pub(crate) enum ReferenceInput {
     Embedding(Embedding),
 }
 
-/// What a request decided: a liveness verdict, or one with a match. The one request shell
-/// (`handle`) counts, logs and audits either.
+/// What a request decided: a liveness verdict, one with a match, or a match alone (a
+/// compare). The one request shell (`handle`) counts, logs and audits each.
 pub(crate) trait Decided {
-    fn liveness(&self) -> &Verdict;
+    /// The liveness verdict; `None` for a compare.
+    fn liveness(&self) -> Option<&Verdict>;
     /// Its outcome's name in metrics and logs.
     fn label(&self) -> &'static str;
     /// The match, for the audit trail (never the embeddings).
@@ -234,8 +261,8 @@ pub(crate) trait Decided {
 }
 
 impl Decided for Verdict {
-    fn liveness(&self) -> &Verdict {
-        self
+    fn liveness(&self) -> Option<&Verdict> {
+        Some(self)
     }
     fn label(&self) -> &'static str {
         self.outcome.as_str()
@@ -246,8 +273,8 @@ impl Decided for Verdict {
 }
 
 impl Decided for VerifyVerdict {
-    fn liveness(&self) -> &Verdict {
-        &self.liveness
+    fn liveness(&self) -> Option<&Verdict> {
+        Some(&self.liveness)
     }
     fn label(&self) -> &'static str {
         self.outcome.as_str()
@@ -258,6 +285,32 @@ impl Decided for VerifyVerdict {
             similarity: self.similarity,
             match_threshold: self.match_threshold,
         })
+    }
+}
+
+impl Decided for Comparison {
+    fn liveness(&self) -> Option<&Verdict> {
+        None
+    }
+    fn label(&self) -> &'static str {
+        compare_outcome(self)
+    }
+    /// The most similar target face's match.
+    fn matched(&self) -> Option<audit::Match> {
+        Some(audit::Match {
+            outcome: compare_outcome(self),
+            similarity: self.faces.first().map(|f| f.similarity),
+            match_threshold: self.match_threshold,
+        })
+    }
+}
+
+/// A compare's outcome: a closed set of names for metrics, logs and the trail.
+fn compare_outcome(c: &Comparison) -> &'static str {
+    match c.faces.first() {
+        Some(f) if f.same_person => "matched",
+        Some(_) => "not_matched",
+        None => "no_face",
     }
 }
 

@@ -6,16 +6,10 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{b64, body, config, image, pipeline, start, Server};
+use common::{b64, body, config, image, pipeline, start, verify_image, Server};
 use facelive_pipeline::{CheckOptions, MatchRule, Reference};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use serde_json::{json, Value};
-
-/// The verify set's images (`../shared/data/verify/images`).
-fn verify_image(name: &str) -> Vec<u8> {
-    let p = facelive_testdata::verify_dir().join("images").join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
 
 const SELFIE: &str = "imironica__db_ClientRaw_0001_0001_00_00_01_152.jpg";
 const SAME: &str = "imironica__db_ClientRaw_0001_0001_00_00_01_264.jpg";

@@ -117,6 +117,12 @@ pub fn image(rel: &str) -> Vec<u8> {
     facelive_testdata::read(rel)
 }
 
+/// One of the verify set's images (`../shared/data/verify/images`).
+pub fn verify_image(name: &str) -> Vec<u8> {
+    let p = facelive_testdata::verify_dir().join("images").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

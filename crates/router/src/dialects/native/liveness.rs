@@ -132,8 +132,8 @@ enum Checked {
 }
 
 impl Decided for Answer {
-    fn liveness(&self) -> &Verdict {
-        answer_liveness(&self.checked)
+    fn liveness(&self) -> Option<&Verdict> {
+        Some(answer_liveness(&self.checked))
     }
     fn label(&self) -> &'static str {
         match &self.checked {

@@ -186,12 +186,11 @@ async fn run(state: &AppState, route: Route, req: Request) -> Result<VerifyVerdi
 }
 
 fn match_rule(t: Option<f32>) -> Result<MatchRule, ApiError> {
-    match t {
-        Some(t) if !(-1.0..=1.0).contains(&t) => Err(ApiError::InvalidParam(format!(
-            "match_threshold {t} is outside -1..1"
-        ))),
-        threshold => Ok(MatchRule { threshold }),
-    }
+    // Refused only when given, so the default is never shown.
+    MatchRule::new(t).map_err(|_| {
+        let t = t.unwrap_or_default();
+        ApiError::InvalidParam(format!("match_threshold {t} is outside -1..1"))
+    })
 }
 
 pub(super) async fn reference_of(

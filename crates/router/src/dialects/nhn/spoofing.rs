@@ -2,9 +2,6 @@
 //! {secretKey}`; JSON `{"image": {"url"} | {"bytes"}, "spoofingCondition"}` or multipart
 //! `imageFile` + `spoofingCondition`. Every face is reported with its own verdict.
 //!
-//! Every answer is HTTP 200, errors included, as NHN Cloud documents: the outcome is in
-//! `header.isSuccessful` and `resultCode`.
-//!
 //! Decisions: `spoofingCondition` weak / balanced / strict are facelive's operating points.
 //! Faces under the minimum face size are "not analysed" (left out), as NHN documents; an
 //! image under the minimum image size is an InvalidImageParameter error (-45030).
@@ -16,35 +13,18 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json};
-use facelive_pipeline::ingest::Formats;
 use facelive_pipeline::{
-    CheckName, CheckOptions, DecisionRule, OperatingPoint, Point, RetryReason, Verdict,
+    CheckName, CheckOptions, DecisionRule, OperatingPoint, RetryReason, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
+use super::shapes::{error_response, image_bytes, located, Header, ImageSource, Landmark};
 use crate::admission::{admit, decide};
-use crate::auth::ApiKey;
-use crate::config::Limits;
-use crate::dialect::{Bodies, Credential, Decision, Dialect, Endpoint, Purpose, Route, Sizes};
-use crate::dialects::render::{self, fraction_box, fraction_point, FractionBox};
+use crate::dialect::{Decision, Endpoint, Purpose, Route};
+use crate::dialects::render::FractionBox;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
 use crate::AppState;
-
-pub static NHN: Dialect = Dialect {
-    name: "nhn",
-    key: ApiKey::Nhn,
-    credential: Credential::AppKeyInPathAndSecret,
-    bodies: Bodies::JsonOrMultipart,
-    // NHN's input guide: PNG and JPEG.
-    formats: Formats::PNG_JPEG,
-    sizes: |l| Sizes {
-        body: Limits::json_or_form_body(l.nhn_file),
-        file: l.nhn_file,
-    },
-    error_status: ApiError::nhn_status,
-    endpoints: &[&NHN_SPOOFING],
-};
 
 pub static NHN_SPOOFING: Endpoint = Endpoint {
     paths: &["/v1.0/appkeys/{appKey}/spoofing"],
@@ -65,37 +45,13 @@ struct NhnForm {
     #[serde(rename = "spoofingCondition")]
     spoofing_condition: Option<String>,
 }
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = NhnRequest)]
 #[serde(rename_all = "camelCase")]
 struct JsonRequest {
     image: Option<ImageSource>,
     spoofing_condition: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = NhnImageSource)]
-struct ImageSource {
-    url: Option<String>,
-    bytes: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = NhnHeader)]
-#[serde(rename_all = "camelCase")]
-struct Header {
-    is_successful: bool,
-    result_code: i32,
-    result_message: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = NhnLandmark)]
-struct Landmark {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    x: f32,
-    y: f32,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -151,15 +107,11 @@ pub async fn spoofing(
     let (_, res) = decide(&state, route, &headers, run(&state, route, req)).await;
     match res.and_then(render) {
         Ok(data) => Json(Body {
-            header: Header {
-                is_successful: true,
-                result_code: 0,
-                result_message: "Success".into(),
-            },
+            header: Header::success(),
             data: Some(data),
         })
         .into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => error_response(&e, route),
     }
 }
 
@@ -185,7 +137,7 @@ async fn run(state: &AppState, route: Route, req: Request) -> Result<Verdict, Ap
             let image = r
                 .image
                 .ok_or_else(|| ApiError::MissingField("image".into()))?;
-            (image_bytes(state, image, file_limit).await?, point)
+            (image_bytes(state, image, "image", file_limit).await?, point)
         }
         Payload::Multipart(mp) => {
             let form = input::form(mp, "imageFile", file_limit).await?;
@@ -193,34 +145,16 @@ async fn run(state: &AppState, route: Route, req: Request) -> Result<Verdict, Ap
             let bytes = form
                 .file
                 .ok_or_else(|| ApiError::MissingField("imageFile".into()))?;
+            input::check_file_size(&bytes, file_limit)?;
             (bytes, point)
         }
     };
-    input::check_file_size(&bytes, file_limit)?;
     let opts = CheckOptions {
         judge_all_faces: true,
         ..route.dialect.options(DecisionRule::Point(point))
     };
     state.judge(bytes, opts).await
 }
-
-/// The image of a JSON request: fetched from its URL or decoded from its bytes.
-async fn image_bytes(
-    state: &AppState,
-    image: ImageSource,
-    file_limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    match (image.url, image.bytes) {
-        (Some(u), None) => state.fetch(&u, file_limit).await,
-        (None, Some(b)) => input::decode_base64(&b),
-        (Some(_), Some(_)) => Err(ApiError::InvalidParam(
-            "image.url and image.bytes are exclusive".into(),
-        )),
-        (None, None) => Err(ApiError::MissingField("image.url or image.bytes".into())),
-    }
-}
-
-const LANDMARK_NAMES: [&str; 5] = ["leftEye", "rightEye", "nose", "leftLip", "rightLip"];
 
 fn render(v: Verdict) -> Result<Data, ApiError> {
     if v.retry_reason == Some(RetryReason::Check(CheckName::ImageSize)) {
@@ -236,22 +170,9 @@ fn render(v: Verdict) -> Result<Data, ApiError> {
         .zip(&v.face_scores)
         .filter_map(|(f, score)| {
             let score = (*score)?;
-            let landmarks = f
-                .landmarks
-                .points()
-                .iter()
-                .zip(LANDMARK_NAMES)
-                .map(|(p, kind): (&Point, _)| {
-                    let q = fraction_point(p, w, h);
-                    Landmark {
-                        kind,
-                        x: q.x,
-                        y: q.y,
-                    }
-                })
-                .collect();
+            let (bbox, landmarks) = located(&f.bbox, Some(&f.landmarks), w, h);
             Some(FaceDetail {
-                bbox: fraction_box(&f.bbox, w, h),
+                bbox,
                 landmarks,
                 spoofing: score < v.threshold,
                 confidence: f.score,
@@ -262,19 +183,4 @@ fn render(v: Verdict) -> Result<Data, ApiError> {
         face_detail_count: details.len(),
         face_details: details,
     })
-}
-
-fn error_response(e: &ApiError) -> Response {
-    let m = e.mapping();
-    let body = Body {
-        header: Header {
-            is_successful: false,
-            result_code: m.nhn_code,
-            result_message: m.nhn_message.to_string(),
-        },
-        data: None,
-    };
-    let mut resp = render::error_response(e, body);
-    *resp.status_mut() = (NHN.error_status)(e);
-    resp
 }
