@@ -137,7 +137,7 @@ impl AppState {
         &self,
         bytes: Vec<u8>,
         auto_rotate: Option<bool>,
-    ) -> Result<(facelive_pipeline::ReferenceFace, String), ApiError> {
+    ) -> Result<Sealed, ApiError> {
         let _place = self.workers.admit()?;
         let pixels = facelive_pipeline::ingest::header_pixels(&bytes).unwrap_or(0);
         let _pixels = self.workers.reserve_pixels(pixels).await?;
@@ -152,7 +152,10 @@ impl AppState {
             ));
         };
         let sha = self.pipeline.embedder()?.sha256().to_string();
-        Ok((face, self.templates.seal(&e, &sha)))
+        Ok(Sealed {
+            template: self.templates.seal(&e, &sha),
+            face,
+        })
     }
 
     /// The embedding a template seals, if it is this server's and this embedder's.
@@ -302,6 +305,24 @@ impl Decided for Comparison {
             similarity: self.faces.first().map(|f| f.similarity),
             match_threshold: self.match_threshold,
         })
+    }
+}
+
+/// A reference photo sealed into a template: no decision, so nothing to audit.
+pub(crate) struct Sealed {
+    pub face: facelive_pipeline::ReferenceFace,
+    pub template: String,
+}
+
+impl Decided for Sealed {
+    fn liveness(&self) -> Option<&Verdict> {
+        None
+    }
+    fn label(&self) -> &'static str {
+        "template"
+    }
+    fn matched(&self) -> Option<audit::Match> {
+        None
     }
 }
 

@@ -97,7 +97,7 @@ async fn session_binding(state: &AppState, body: &[u8]) -> Result<Binding, ApiEr
             Some(t)
         }
         Some(source) => match reference_of(state, source, limit).await? {
-            ReferenceInput::Image(bytes) => Some(state.template(bytes, None).await?.1),
+            ReferenceInput::Image(bytes) => Some(state.template(bytes, None).await?.template),
             ReferenceInput::Embedding(_) => unreachable!("a template is matched above"),
         },
     };

@@ -29,8 +29,7 @@ use crate::dialect::{Decision, Endpoint, Purpose, Route};
 use crate::dialects::render::fraction_box;
 use crate::error::ApiError;
 use crate::input::{self, Payload};
-use crate::request_id;
-use crate::state::{AppState, ReferenceInput};
+use crate::state::{AppState, ReferenceInput, Sealed};
 
 /// Liveness with verify: the selfie judged, its judged face matched against a reference.
 pub static NATIVE_VERIFY: Endpoint = Endpoint {
@@ -354,7 +353,6 @@ pub async fn template(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let rid = request_id::of(&headers);
     let run = async {
         let a = admit(&state, route, req).await?;
         if a.session.is_some() {
@@ -380,16 +378,9 @@ pub async fn template(
         };
         state.template(bytes, auto_rotate).await
     };
-    let res = match tokio::time::timeout(state.cfg.request_timeout, run).await {
-        Ok(r) => r,
-        Err(_) => Err(ApiError::Timeout),
-    };
-    let label = res
-        .as_ref()
-        .map_or_else(|e| e.mapping().code, |_| "template");
-    metrics::counter!("facelive_requests_total", "dialect" => route.endpoint.label, "outcome" => label).increment(1);
+    let (rid, res) = decide(&state, route, &headers, run).await;
     match res {
-        Ok((face, sealed)) => {
+        Ok(Sealed { face, template }) => {
             let embedder = state
                 .pipeline
                 .embedder()
@@ -397,7 +388,7 @@ pub async fn template(
                 .unwrap_or_default();
             Json(TemplateResponse {
                 request_id: rid,
-                template: sealed,
+                template,
                 embedder,
                 face: face.face.as_ref().map(|j| NativeFace {
                     bbox: j.bbox,
