@@ -22,14 +22,8 @@ pub struct CheckArgs {
     /// One JSON object per image, one per line, in input order.
     #[arg(long)]
     pub json: bool,
-    /// Named operating point.
-    #[arg(
-        long,
-        value_name = "weak|balanced|strict",
-        default_value = "balanced",
-        env = "FACELIVE_OPERATING_POINT"
-    )]
-    pub operating_point: OperatingPoint,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
     /// Explicit live-score threshold (0..1); overrides the operating point.
     #[arg(long, conflicts_with = "operating_point")]
     pub threshold: Option<f32>,
@@ -37,12 +31,39 @@ pub struct CheckArgs {
     /// orientation.
     #[arg(long = "box", value_name = "X,Y,W,H", value_parser = parse_box)]
     pub face_box: Option<BBox>,
-    /// Do not apply the EXIF orientation.
-    #[arg(long)]
-    pub no_auto_rotate: bool,
     /// Images judged at once (default: the number of cores).
     #[arg(long, env = "FACELIVE_THREADS")]
     pub threads: Option<usize>,
+}
+
+/// How `check` and `verify` decide: the operating point and the EXIF orientation.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// Named operating point (`verify`: for the liveness and the match thresholds alike).
+    #[arg(
+        long,
+        value_name = "weak|balanced|strict",
+        default_value = "balanced",
+        env = "FACELIVE_OPERATING_POINT"
+    )]
+    pub operating_point: OperatingPoint,
+    /// Do not apply the EXIF orientation (`verify`: to either image).
+    #[arg(long)]
+    pub no_auto_rotate: bool,
+}
+
+impl DecisionArgs {
+    /// The pipeline's options: decided by `threshold` when given, else the operating point.
+    pub fn options(&self, threshold: Option<f32>) -> CheckOptions {
+        CheckOptions {
+            rule: threshold.map_or(
+                DecisionRule::Point(self.operating_point),
+                DecisionRule::Threshold,
+            ),
+            auto_rotate: self.no_auto_rotate.then_some(false),
+            ..Default::default()
+        }
+    }
 }
 
 fn parse_box(s: &str) -> Result<BBox, String> {
@@ -199,13 +220,8 @@ pub fn check_file(pipeline: &Pipeline, path: &PathBuf, opts: &CheckOptions) -> R
 pub fn run(args: &PipelineArgs, a: CheckArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
     let opts = CheckOptions {
-        rule: match a.threshold {
-            Some(t) => DecisionRule::Threshold(t),
-            None => DecisionRule::Point(a.operating_point),
-        },
-        auto_rotate: Some(!a.no_auto_rotate),
         face_box: a.face_box,
-        ..Default::default()
+        ..a.decision.options(a.threshold)
     };
     if let Some(t) = a.threshold {
         anyhow::ensure!((0.0..=1.0).contains(&t), "--threshold must be within 0..1");

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facelive_pipeline::{
-    CheckOptions, DecisionRule, MatchRule, OperatingPoint, Reference, VerifyOutcome, VerifyVerdict,
-};
+use facelive_pipeline::{MatchRule, Reference, VerifyOutcome, VerifyVerdict};
 use serde::Serialize;
 
+use crate::check::DecisionArgs;
 use crate::config::PipelineArgs;
 
 #[derive(Debug, Args)]
@@ -22,21 +21,12 @@ pub struct VerifyArgs {
     /// One JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Named operating point, for the liveness and the match thresholds alike.
-    #[arg(
-        long,
-        value_name = "weak|balanced|strict",
-        default_value = "balanced",
-        env = "FACELIVE_OPERATING_POINT"
-    )]
-    pub operating_point: OperatingPoint,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
     /// Cosine similarity at or above which the faces are the same person (-1..1);
     /// overrides the operating point's.
     #[arg(long, env = "FACELIVE_MATCH_THRESHOLD")]
     pub match_threshold: Option<f32>,
-    /// Do not apply the EXIF orientation (to either image).
-    #[arg(long)]
-    pub no_auto_rotate: bool,
 }
 
 /// The exit status of each outcome (docs/CLI.md): 0 verified, 3 attack, 4 retry, 6 not
@@ -76,11 +66,7 @@ pub fn run(args: &PipelineArgs, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let pipeline = crate::load_pipeline(args)?;
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let (selfie, reference) = (read(&a.selfie)?, read(&a.reference)?);
-    let opts = CheckOptions {
-        rule: DecisionRule::Point(a.operating_point),
-        auto_rotate: a.no_auto_rotate.then_some(false),
-        ..Default::default()
-    };
+    let opts = a.decision.options(None);
     let rule = MatchRule::new(a.match_threshold)?;
     let names = (
         a.selfie.display().to_string(),
