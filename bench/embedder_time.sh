@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The face embedder's cost, same machine, same run, one thread: alone in onnxruntime's
 # Python API (20 warm-up runs, then RUNS (300) timed on one random input), then
-# facelive's "embedding alone" on ONNX Runtime (alignment + run, every face of the verify
-# set's pairs, `bench --pairs`). Figures go into docs/BENCHMARKS.md by hand.
+# facelive's "embedding alone" on ONNX Runtime (alignment + run, the largest face of each
+# reference of the verify set's pairs, each once, `bench --pairs`). Figures go into
+# docs/BENCHMARKS.md by hand.
 #
 #   bench/embedder_time.sh [model.onnx]     # default: ../shared/models/mobilefacenet.onnx
 #   BIN=target/debug/facelive bench/embedder_time.sh   # another build (default: release)

@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${FACELIVE_SHARED:-../shared}
 verify=$shared/data/verify
+# nasm: libjpeg-turbo's SIMD code, which the JPEG decoder's build adds when it finds it.
+command -v nasm >/dev/null || { apt-get update -qq && apt-get install -y -qq nasm >/dev/null; }
 py=$(scripts/refpeer-venv.sh)
 bin=./target/release/facelive
 [ -x "$bin" ] || cargo build --release -p facelive

@@ -17,6 +17,21 @@ use super::orient;
 use crate::error::PipelineError;
 use crate::image::RgbImage;
 
+extern "C" {
+    // libjpeg-turbo's own probe (jsimd.c): nonzero when its SIMD inverse DCT was compiled
+    // in and this CPU runs it.
+    fn jsimd_can_idct_islow() -> c_int;
+}
+
+/// Whether JPEG decoding runs libjpeg-turbo's SIMD code: the build adds it only when
+/// `nasm` is installed, and without it decoding takes about twice as long
+/// (docs/BENCHMARKS.md); the build only warns, so benchmarks and CI ask here.
+pub fn simd() -> bool {
+    // SAFETY: a C function of the linked libjpeg-turbo without arguments; it reads the CPU's
+    // features and the JSIMD_* environment variables once and returns an int.
+    unsafe { jsimd_can_idct_islow() != 0 }
+}
+
 fn corrupt(reason: impl ToString) -> PipelineError {
     PipelineError::CorruptImage {
         format: "JPEG",
@@ -330,4 +345,19 @@ fn entropy_end(bytes: &[u8], mut i: usize) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    /// The speed figures assume the SIMD decoder; a build without nasm must not pass
+    /// silently (CI installs nasm, as the container build does).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn jpeg_decoding_runs_libjpeg_turbos_simd() {
+        assert!(
+            super::simd(),
+            "libjpeg-turbo was built without its SIMD code: install nasm and rebuild mozjpeg-sys \
+             (cargo clean -p mozjpeg-sys)"
+        );
+    }
 }

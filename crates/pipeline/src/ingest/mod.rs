@@ -15,6 +15,7 @@ mod webp;
 
 use decoded::fit_within;
 pub use decoded::IngestOptions;
+pub use jpeg::simd as jpeg_simd;
 pub use orient::apply as apply_orientation;
 pub use sniff::{sniff, Format, Formats};
 
