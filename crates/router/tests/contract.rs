@@ -443,7 +443,12 @@ async fn health_ready_info_metrics_and_docs() {
         .flat_map(|d| d["endpoints"].as_array().unwrap())
         .map(|e| e.as_str().unwrap())
         .collect();
-    for e in ["POST /v1/quality", "POST /v3/antispoofing", "POST /robust"] {
+    for e in [
+        "POST /v1/quality",
+        "POST /v3/antispoofing",
+        "POST /robust",
+        "POST /nhn-face-reco/v1.0/appkeys/{appKey}/compare",
+    ] {
         assert!(served.contains(&e), "{e} missing from /info: {served:?}");
     }
     let jcv = dialects.iter().find(|d| d["name"] == "jcv").unwrap();
@@ -885,6 +890,17 @@ async fn openapi_documents_every_route_and_its_statuses() {
             .keys()
             .collect::<Vec<_>>(),
         ["200"]
+    );
+    let compare = "/nhn-face-reco/v1.0/appkeys/{appKey}/compare";
+    assert_eq!(responses(compare).keys().collect::<Vec<_>>(), ["200"]);
+    let params = api["paths"][compare]["post"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(
+        params
+            .iter()
+            .any(|p| p["name"] == "threshold" && p["in"] == "query" && p["required"] == true),
+        "{params:?}"
     );
     let jcv = &api["paths"]["/v1/jcv/liveness"]["post"]["description"];
     assert!(jcv.as_str().unwrap().contains("JPEG, PNG, GIF"), "{jcv}");

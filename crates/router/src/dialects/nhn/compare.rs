@@ -42,7 +42,7 @@ pub static NHN_COMPARE: Endpoint = Endpoint {
 pub struct CompareQuery {
     /// 1..100 (required): the similarity at or above which a face matches; 90 is
     /// facelive's balanced match threshold.
-    #[param(value_type = u32)]
+    #[param(value_type = u32, required = true)]
     threshold: Option<String>,
 }
 
