@@ -15,7 +15,7 @@ IMAGES = [
     "spoof/nuaa_ImposterRaw_0003_01_03_02_10.jpg",
 ]
 # The endpoint and content-type indices of fuzz/src/bin/dialects.rs.
-NATIVE, NHN, ACCURA, JCV, SPOOFSENSE, ROBUST = range(6)
+NATIVE, NHN, ACCURA, JCV, SPOOFSENSE, ROBUST, ANTISPOOFING_V3, VERIFY, COMPARE = range(9)
 JSON, MULTIPART = 0, 1
 
 
@@ -43,6 +43,8 @@ for rel in ["edge/tiny_face.jpg", "spoof/crop_AksultanMukhanbet_420.png"]:
         JCV: {"images": [{"index": 0, "type": "jpg", "data": b64}], "autoRotate": True},
         SPOOFSENSE: {"data": b64},
         ROBUST: {"data": "data:image/jpeg;base64," + b64},
+        VERIFY: {"image": {"base64": b64}, "reference": {"base64": b64}},
+        COMPARE: {"sourceImage": {"bytes": b64}, "targetImage": {"bytes": b64}},
     }
     for endpoint, body in bodies.items():
         data = bytes([endpoint, JSON]) + json.dumps(body).encode()

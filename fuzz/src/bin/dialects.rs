@@ -25,6 +25,8 @@ const ENDPOINTS: &[&str] = &[
     "/antispoofing",
     "/robust",
     "/v3/antispoofing",
+    "/v1/verify",
+    "/nhn-face-reco/v1.0/appkeys/app1/compare?threshold=90",
 ];
 
 const CONTENT_TYPES: &[&str] = &[
