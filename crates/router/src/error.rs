@@ -140,8 +140,8 @@ fn pipeline_mapping(e: &PipelineError) -> Mapping {
             NHN_INVALID_PARAM,
             "INVALID_IMAGE_PAYLOAD",
         ),
-        // A reference's fault is the reference's (its own native code, 422), of the kind
-        // its inner error says where a vendor's codes tell image faults apart (NHN).
+        // A reference's fault is the reference's (its own native code, 422); NHN, whose
+        // compare takes a reference, tells image faults apart by its inner error's code.
         PipelineError::InvalidReference(inner) => {
             let i = pipeline_mapping(inner);
             m(
@@ -149,7 +149,7 @@ fn pipeline_mapping(e: &PipelineError) -> Mapping {
                 code,
                 i.nhn_code,
                 i.nhn_message,
-                i.spoofsense,
+                "INVALID_IMAGE_PAYLOAD",
             )
         }
         PipelineError::Models(_) | PipelineError::Inference(_) => {

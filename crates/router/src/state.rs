@@ -331,6 +331,8 @@ fn compare_outcome(c: &Comparison) -> &'static str {
     match c.faces.first() {
         Some(f) if f.same_person => "matched",
         Some(_) => "not_matched",
+        // The target cannot be used (too small): nothing was looked for.
+        None if c.target_retry_reason.is_some() => "retry",
         None => "no_face",
     }
 }
