@@ -18,7 +18,7 @@ use crate::ingest::{self, ImageInfo, IngestOptions};
 use crate::judge::{
     self, judge_all, judge_views, Classifier, Head, Judge, JudgeScores, ModelScore,
 };
-use crate::quality::{self, face_checks, QualityCheck, QualityConfig, RetryReason};
+use crate::quality::{self, QualityCheck, QualityConfig, RetryReason};
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -469,10 +469,7 @@ impl Pipeline {
             return Ok(scores);
         }
         for (i, f) in v.faces.iter().enumerate().skip(1) {
-            let unfit = face_checks(&self.cfg.quality, &f.bbox)
-                .iter()
-                .any(|c| c.blocks());
-            if !unfit {
+            if quality::face_fit(&self.cfg.quality, &f.bbox) {
                 let b = f.bbox.scaled(jx, jy);
                 let s = judge_all(&self.judges, self.head.as_ref(), image, &b)?;
                 v.face_scores[i] = Some(s.live_score);

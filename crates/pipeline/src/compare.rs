@@ -77,10 +77,7 @@ impl Pipeline {
             .into_iter()
             .take(MAX_COMPARED_FACES)
         {
-            let big_enough = !quality::face_checks(&self.cfg.quality, &face.bbox)
-                .iter()
-                .any(|c| c.blocks());
-            if big_enough {
+            if quality::face_fit(&self.cfg.quality, &face.bbox) {
                 let e = embed_judged(embedder, &ing, &face.landmarks)?;
                 answer
                     .faces

@@ -241,6 +241,12 @@ pub fn image_checks(cfg: &QualityConfig, width: u32, height: u32) -> Vec<Quality
     .collect()
 }
 
+/// Whether a face other than the judged one is fit to look at (no enforced check of its
+/// box fails): NHN judges and compares only such faces.
+pub fn face_fit(cfg: &QualityConfig, face: &BBox) -> bool {
+    !face_checks(cfg, face).iter().any(|c| c.blocks())
+}
+
 /// Checks of a face box alone (original pixels): used for every face.
 pub fn face_checks(cfg: &QualityConfig, face: &BBox) -> Vec<QualityCheck> {
     check(

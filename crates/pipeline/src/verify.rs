@@ -150,8 +150,7 @@ impl Pipeline {
         let (reference, ref_embedding) = match reference {
             Reference::Image(bytes) => {
                 let r = self.embed_reference(self.embedder()?, bytes, opts)?;
-                let (face, e) = (r.face, r.embedding);
-                (Some(face), e)
+                (Some(r.face), r.embedding)
             }
             Reference::Embedding(e) => (None, Some(self.check_embedding(e)?)),
         };

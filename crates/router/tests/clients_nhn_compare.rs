@@ -130,6 +130,28 @@ async fn the_guides_compare_request_gets_the_pipelines_faces_on_nhns_scale() {
     }
 }
 
+/// A compare embeds as a verify does (both faces detected in one full pass, aligned and
+/// embedded from the full-resolution pixels), so its similarity is the verify's, which the
+/// pipeline's agreement test holds to the reference recipe's within 0.01.
+#[test]
+fn a_compares_similarity_is_the_verifys() {
+    let p = pipeline();
+    let (source, target) = (verify_image(SOURCE), verify_image(SAME));
+    let rule = facelive_pipeline::MatchRule::default();
+    let opts = CheckOptions::default();
+    let verified = p
+        .verify(
+            &target,
+            facelive_pipeline::Reference::Image(&source),
+            &opts,
+            rule,
+        )
+        .unwrap();
+    let compared = expected(&source, &target, 0.42);
+    let (a, b) = (verified.similarity.unwrap(), compared.faces[0].similarity);
+    assert!((a - b).abs() < 1e-6, "verify {a}, compare {b}");
+}
+
 /// An error case: its name, the secret, the query, source and target, the result code.
 type Case<'a> = (&'a str, &'a str, &'a str, &'a [u8], &'a [u8], i64);
 
